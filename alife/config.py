@@ -1,0 +1,317 @@
+"""World files: TOML with validated keys.
+
+A world file is data, not code (MPE2's "worlds are data, not forks of the engine"). Every key is
+declared below with its type and allowed range; an unknown or mistyped key, a wrong type or an
+impossible value raises :class:`ConfigError`, which names the file, the key and what was expected.
+The CLI turns that into a one-line message and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib.resources
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_type_hints
+
+
+class ConfigError(ValueError):
+    """A world file (or an override) is wrong. The message names file, key and expectation."""
+
+    def __init__(self, source: str, key: str, message: str):
+        self.source, self.key = source, key
+        super().__init__(f"{source}: {key}: {message}" if key else f"{source}: {message}")
+
+
+def _f(default: Any, doc: str, *, lo: float | None = None, hi: float | None = None,
+       lo_open: bool = False, choices: tuple | None = None, factory: Any = None):
+    """A documented, range-checked config field."""
+    meta = {"doc": doc, "lo": lo, "hi": hi, "lo_open": lo_open, "choices": choices}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class WorldSection:
+    """Geometry and memory bounds of the persistent world."""
+
+    width: int = _f(96, "world width in resource cells (the world is a torus)", lo=8, hi=1 << 14)
+    height: int = _f(96, "world height in resource cells", lo=8, hi=1 << 14)
+    capacity: int = _f(8192, "agent slots: a memory bound; births past it are refused and counted", lo=2, hi=1 << 22)
+    initial_agents: int = _f(600, "agents placed at step 0", lo=1, hi=1 << 22)
+    initial_species: int = _f(4, "founder species among the initial agents (kin tags drawn around each founder)", lo=1, hi=1 << 16)
+    max_neighbours_per_cell: int = _f(6, "agents per sensing cell considered when looking for the nearest agent", lo=1, hi=64)
+
+
+@dataclass
+class ResourceSection:
+    """The regrowing resource field (one value per cell)."""
+
+    initial: float = _f(0.5, "starting resource per cell, as a fraction of `max`", lo=0.0, hi=1.0)
+    max: float = _f(1.0, "carrying capacity of a cell", lo=0.0, lo_open=True, hi=1e6)
+    regrowth: float = _f(0.02, "logistic regrowth rate per step", lo=0.0, hi=1.0)
+    seed_growth: float = _f(0.0005, "constant regrowth per step so that bare cells recover", lo=0.0, hi=1.0)
+
+
+@dataclass
+class AgentSection:
+    """Bodies, senses, metabolism and reproduction thresholds."""
+
+    max_speed: float = _f(0.8, "cells moved per step at full speed", lo=0.0, lo_open=True, hi=100.0)
+    max_turn: float = _f(0.6, "radians turned per step at full turn", lo=0.0, hi=math.pi)
+    sense_radius: float = _f(3.0, "how far an agent sees other agents, in cells", lo=0.5, hi=1000.0)
+    contact_radius: float = _f(1.5, "how close another agent must be to attack or mate with it", lo=0.0, hi=1000.0)
+    bite: float = _f(0.25, "most resource eaten in one step", lo=0.0, hi=1e6)
+    food_energy: float = _f(1.0, "energy gained per unit of resource eaten", lo=0.0, hi=1e6)
+    initial_energy: float = _f(2.0, "energy of the agents placed at step 0", lo=0.0, lo_open=True, hi=1e6)
+    max_energy: float = _f(6.0, "energy an agent can store", lo=0.0, lo_open=True, hi=1e6)
+    base_cost: float = _f(0.02, "energy spent per step just to live", lo=0.0, hi=1e6)
+    move_cost: float = _f(0.04, "energy per step at full speed (scales with speed squared)", lo=0.0, hi=1e6)
+    brain_cost: float = _f(2e-5, "energy per step per policy parameter", lo=0.0, hi=1e6)
+    attack_cost: float = _f(0.02, "energy spent per attack", lo=0.0, hi=1e6)
+    attack_damage: float = _f(0.8, "energy removed from the target per attack", lo=0.0, hi=1e6)
+    attack_gain: float = _f(0.6, "fraction of the removed energy the attacker gains", lo=0.0, hi=1.0)
+    max_age: int = _f(600, "steps an agent lives at most", lo=1, hi=1 << 40)
+    reproduce_energy: float = _f(3.0, "energy needed to reproduce", lo=0.0, lo_open=True, hi=1e6)
+    child_energy: float = _f(1.2, "energy the parent hands to its child", lo=0.0, lo_open=True, hi=1e6)
+    birth_cost: float = _f(0.3, "energy lost in giving birth, beyond the child's share", lo=0.0, hi=1e6)
+    min_reproduce_age: int = _f(20, "steps an agent must have lived before it reproduces", lo=0, hi=1 << 40)
+
+
+@dataclass
+class BrainSection:
+    """Sizes of the three networks every genome holds."""
+
+    hidden: int = _f(16, "hidden units of the policy network", lo=1, hi=4096)
+    tag_dim: int = _f(4, "length of the heritable kin tag", lo=1, hi=64)
+    compat_hidden: int = _f(8, "hidden units of the compatibility network", lo=1, hi=4096)
+    mutator_hidden: int = _f(8, "hidden units of the mutator network", lo=1, hi=4096)
+    init_scale: float = _f(1.0, "scale of the initial weights (times 1/sqrt(fan_in))", lo=0.0, hi=100.0)
+
+
+@dataclass
+class MutationSection:
+    """Gaussian mutation with a heritable, self-adapted step size."""
+
+    sigma_init: float = _f(0.05, "initial step size of every segment", lo=0.0, lo_open=True, hi=10.0)
+    sigma_min: float = _f(1e-4, "smallest step size", lo=0.0, lo_open=True, hi=10.0)
+    sigma_max: float = _f(0.5, "largest step size", lo=0.0, lo_open=True, hi=100.0)
+    tau: float = _f(0.1, "log-normal learning rate of the step size itself", lo=0.0, hi=10.0)
+    species_threshold: float = _f(0.6, "tag distance from its species' founder at which a child founds a new species", lo=0.0, lo_open=True, hi=1e6)
+
+
+ROLES = ("selection", "reproduction", "mutation", "mating", "interaction")
+
+
+@dataclass
+class StrategiesSection:
+    """Which strategy plays each role; exactly one per role."""
+
+    selection: str = _f("energy-threshold", "who reproduces this step")
+    reproduction: str = _f("crossover-mutate", "how a child genome is made")
+    mutation: str = _f("gaussian", "how a genome is varied")
+    mating: str = _f("compatibility", "whether two agents accept each other")
+    interaction: str = _f("predation", "what an attack does")
+
+
+@dataclass
+class WorldConfig:
+    """A whole world file."""
+
+    name: str = _f("meadow", "name of the world; run folders are named after it")
+    seed: int = _f(0, "default seed; `--seed` overrides it", lo=0, hi=(1 << 63) - 1)
+    device: str = _f("auto", "where brains run", choices=("auto", "cpu", "cuda"))
+    plugins: list = _f(None, "plugins to load: module names or .py paths (relative to this file)", factory=list)
+    world: WorldSection = field(default_factory=WorldSection)
+    resource: ResourceSection = field(default_factory=ResourceSection)
+    agent: AgentSection = field(default_factory=AgentSection)
+    brain: BrainSection = field(default_factory=BrainSection)
+    mutation: MutationSection = field(default_factory=MutationSection)
+    strategies: StrategiesSection = field(default_factory=StrategiesSection)
+    plugin: dict = _f(None, "per-plugin settings tables, `[plugin.<name>]`, read by the plugins", factory=dict)
+    source: str = field(default="<defaults>", metadata={"internal": True})
+    text: str = field(default="", metadata={"internal": True})
+    base_dir: str = field(default=".", metadata={"internal": True})
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        for k in ("source", "text", "base_dir"):
+            d.pop(k)
+        return d
+
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
+               list: "a list", dict: "a table"}
+
+
+def _check_value(source: str, key: str, value: Any, typ: type, meta: dict) -> Any:
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if typ is int and isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+        value = int(value)
+    ok = isinstance(value, typ) and not (typ in (int, float) and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(source, key, f"expected {_TYPE_NAMES.get(typ, typ.__name__)}, got {value!r} ({type(value).__name__})")
+    if typ is float and not math.isfinite(value):
+        raise ConfigError(source, key, f"expected a finite number, got {value!r}")
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and (value < lo or (meta.get("lo_open") and value == lo)):
+        rel = ">" if meta.get("lo_open") else ">="
+        raise ConfigError(source, key, f"expected a value {rel} {lo}, got {value!r}")
+    if hi is not None and value > hi:
+        raise ConfigError(source, key, f"expected a value <= {hi}, got {value!r}")
+    if meta.get("choices") and value not in meta["choices"]:
+        raise ConfigError(source, key, f"expected one of {', '.join(map(repr, meta['choices']))}, got {value!r}")
+    return value
+
+
+def _unknown(source: str, key: str, known: list[str]) -> ConfigError:
+    leaf = key.rsplit(".", 1)[-1]
+    close = difflib.get_close_matches(leaf, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else f"; known keys: {', '.join(sorted(known))}"
+    return ConfigError(source, key, f"unknown key{hint}")
+
+
+def _build(cls: type, data: dict, source: str, prefix: str) -> Any:
+    hints = get_type_hints(cls)
+    known = {f.name: f for f in fields(cls) if not f.metadata.get("internal")}
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}{key}"
+        if key not in known:
+            raise _unknown(source, dotted, list(known))
+        typ = hints[key]
+        if dataclasses.is_dataclass(typ):
+            if not isinstance(value, dict):
+                raise ConfigError(source, dotted, f"expected a table [{dotted}], got {value!r}")
+            kwargs[key] = _build(typ, value, source, dotted + ".")
+        else:
+            kwargs[key] = _check_value(source, dotted, value, typ, known[key].metadata)
+    return cls(**kwargs)
+
+
+def _cross_checks(cfg: WorldConfig) -> None:
+    s = cfg.source
+    if cfg.world.initial_agents > cfg.world.capacity:
+        raise ConfigError(s, "world.initial_agents", f"{cfg.world.initial_agents} agents do not fit in world.capacity = {cfg.world.capacity}")
+    if cfg.mutation.sigma_min > cfg.mutation.sigma_max:
+        raise ConfigError(s, "mutation.sigma_min", f"must not exceed mutation.sigma_max ({cfg.mutation.sigma_max})")
+    if not (cfg.mutation.sigma_min <= cfg.mutation.sigma_init <= cfg.mutation.sigma_max):
+        raise ConfigError(s, "mutation.sigma_init", f"must lie in [sigma_min, sigma_max] = [{cfg.mutation.sigma_min}, {cfg.mutation.sigma_max}]")
+    if cfg.agent.child_energy + cfg.agent.birth_cost > cfg.agent.reproduce_energy:
+        raise ConfigError(s, "agent.reproduce_energy", f"must be at least child_energy + birth_cost = {cfg.agent.child_energy + cfg.agent.birth_cost}")
+    if cfg.agent.reproduce_energy > cfg.agent.max_energy:
+        raise ConfigError(s, "agent.reproduce_energy", f"{cfg.agent.reproduce_energy} can never be reached with agent.max_energy = {cfg.agent.max_energy}")
+    for i, p in enumerate(cfg.plugins):
+        if not isinstance(p, str) or not p:
+            raise ConfigError(s, f"plugins[{i}]", f"expected a module name or a .py path, got {p!r}")
+    for k, v in cfg.plugin.items():
+        if not isinstance(v, dict):
+            raise ConfigError(s, f"plugin.{k}", f"expected a table [plugin.{k}], got {v!r}")
+
+
+def parse_override(text: str, source: str = "--set") -> tuple[str, Any]:
+    """Parse ``key=value`` (value in TOML syntax; a bare word is taken as a string)."""
+    if "=" not in text:
+        raise ConfigError(source, text, "expected KEY=VALUE, for example world.capacity=4096")
+    key, raw = (p.strip() for p in text.split("=", 1))
+    if not key:
+        raise ConfigError(source, text, "empty key")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key, value
+
+
+def _apply(data: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError("--set", key, f"{p!r} is not a table")
+    node[parts[-1]] = value
+
+
+def from_dict(data: dict, source: str = "<dict>", text: str = "", base_dir: str = ".",
+              overrides: dict[str, Any] | None = None) -> WorldConfig:
+    data = _deep_copy(data)
+    for key, value in (overrides or {}).items():
+        _apply(data, key, value)
+    cfg = _build(WorldConfig, data, source, "")
+    cfg.source, cfg.text, cfg.base_dir = source, text, base_dir
+    _cross_checks(cfg)
+    return cfg
+
+
+def _deep_copy(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _deep_copy(v) for k, v in d.items()}
+    if isinstance(d, list):
+        return [_deep_copy(v) for v in d]
+    return d
+
+
+DEFAULT_WORLD = "meadow"
+
+
+def default_world_text() -> str:
+    """The embedded default world (``alife run`` with no argument)."""
+    return importlib.resources.files("alife.worlds").joinpath("meadow.toml").read_text()
+
+
+def load(world: str | Path | WorldConfig | dict | None = None,
+         overrides: dict[str, Any] | None = None) -> WorldConfig:
+    """Load a world: a path to a TOML file, an embedded world name, a dict, or ``None`` (default)."""
+    if isinstance(world, WorldConfig):
+        if overrides:
+            return from_dict(world.to_dict(), world.source, world.text, world.base_dir, overrides)
+        return world
+    if isinstance(world, dict):
+        return from_dict(world, "<dict>", overrides=overrides)
+    if world is None:
+        world = DEFAULT_WORLD
+    path = Path(world)
+    if not path.exists() and not str(world).endswith(".toml"):
+        try:
+            text = importlib.resources.files("alife.worlds").joinpath(f"{world}.toml").read_text()
+        except FileNotFoundError:
+            raise ConfigError(str(world), "", "no such world file and no embedded world of that name") from None
+        source, base = f"<embedded {world}.toml>", "."
+    else:
+        if not path.is_file():
+            raise ConfigError(str(world), "", "no such world file")
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(str(world), "", f"cannot read: {e}") from None
+        source, base = str(world), str(path.parent)
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(source, "", f"not valid TOML: {e}") from None
+    return from_dict(data, source, text, base, overrides)
+
+
+def describe() -> str:
+    """Every key with its default and meaning, for docs and `alife run --help-world`."""
+    out = []
+
+    def walk(cls: type, prefix: str) -> None:
+        hints = get_type_hints(cls)
+        for f in fields(cls):
+            if f.metadata.get("internal"):
+                continue
+            if dataclasses.is_dataclass(hints[f.name]):
+                out.append(f"[{prefix}{f.name}]")
+                walk(hints[f.name], prefix + f.name + ".")
+            else:
+                default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+                out.append(f"  {prefix}{f.name} = {default!r}  # {f.metadata.get('doc', '')}")
+    walk(WorldConfig, "")
+    return "\n".join(out)

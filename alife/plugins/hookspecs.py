@@ -1,0 +1,231 @@
+"""Hook specifications: everything a plugin can implement.
+
+Hooks fire once per phase with whole-population arrays, never once per agent (a pluggy call costs
+microseconds; per agent at 10,000 agents that would be tens of milliseconds a step).
+
+Two kinds:
+
+* **Decision hooks** (``firstresult=True``) answer a question for one *role*. Exactly one strategy
+  plays each role in a run, chosen by name in the world file's ``[strategies]`` table; the engine
+  calls only that strategy's implementation (plus any ``wrapper=True`` implementations, which may
+  adjust the decision: elitism, repair, timing). They stop at the first non-``None`` result.
+* **Event hooks** are broadcast to every plugin; their return value is ignored unless stated.
+
+Arrays are torch tensors on the simulation's device unless stated. ``slots`` index the
+simulation's fixed-capacity state arrays (``sim.world``); ``ids`` are the stable 64-bit agent ids.
+Randomness: use ``sim.generator`` (a seeded ``torch.Generator``), never global RNGs, so that a seed
+reproduces a run.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    import torch
+
+    from alife.events import Births, Deaths
+    from alife.simulation import Simulation
+
+hookspec = pluggy.HookspecMarker("alife")
+
+#: role name -> the decision hook that plays it
+ROLE_HOOKS: dict[str, str] = {
+    "selection": "alife_select_parents",
+    "reproduction": "alife_reproduce",
+    "mutation": "alife_mutate",
+    "mating": "alife_mate",
+    "interaction": "alife_interact",
+}
+
+
+# -------------------------------------------------------------------------------------------------
+# Run lifecycle (events)
+# -------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def alife_sim_start(sim: Simulation) -> None:
+    """Called once when a simulation has been built and its initial agents placed.
+
+    Recorders open their files here; plugins read their settings from
+    ``sim.config.plugin.get(<name>, {})``.
+
+    :param sim: the simulation. ``sim.world`` holds the initial population.
+    """
+
+
+@hookspec
+def alife_sim_end(sim: Simulation) -> None:
+    """Called once when a simulation is closed (normally or after an error).
+
+    Recorders flush and close their files here. It is called even when another hook raised.
+
+    :param sim: the simulation.
+    """
+
+
+@hookspec
+def alife_step_start(sim: Simulation, step: int) -> None:
+    """Called at the start of every step, before sensing.
+
+    :param sim: the simulation.
+    :param step: the number of the step about to run (0 for the first).
+    """
+
+
+@hookspec
+def alife_step_end(sim: Simulation, step: int) -> None:
+    """Called at the end of every step, after births (the record phase).
+
+    :param sim: the simulation; ``sim.stats`` holds this step's counters.
+    :param step: the number of the step that just ran.
+    """
+
+
+# -------------------------------------------------------------------------------------------------
+# The world (events and modifiers)
+# -------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def alife_resource_regrowth(sim: Simulation, step: int) -> float | torch.Tensor | None:
+    """Scale this step's resource regrowth (seasons, droughts, patches).
+
+    Every plugin's answer is multiplied together; ``None`` means 1.
+
+    :param sim: the simulation; ``sim.world.resource`` is the ``[height, width]`` field.
+    :param step: the current step.
+    :return: a factor: a float, or a ``[height, width]`` tensor for a spatial pattern, or ``None``.
+    """
+
+
+@hookspec
+def alife_after_act(sim: Simulation, slots: torch.Tensor, actions: torch.Tensor) -> None:
+    """Called after the brains (or a PettingZoo caller) chose this step's actions.
+
+    :param sim: the simulation.
+    :param slots: ``[n]`` int64 slots of the agents that act.
+    :param actions: ``[n, 5]`` float32 in [-1, 1]: turn, speed, eat, attack, mate. A plugin may
+        edit it in place (for instance to add motor noise).
+    """
+
+
+@hookspec
+def alife_learn(sim: Simulation, slots: torch.Tensor, observations: torch.Tensor,
+                actions: torch.Tensor, rewards: torch.Tensor) -> None:
+    """Within-lifetime learning: change the living agents' genomes (their phenotypes) in place.
+
+    Called after metabolism and death, before reproduction. ``rewards`` is the energy change of
+    this step, the signal a gradient-descent-as-adaptation plugin descends on.
+
+    :param sim: the simulation; write to ``sim.world.genomes[slots]``.
+    :param slots: ``[n]`` slots of the agents alive after this step's deaths.
+    :param observations: ``[n, n_obs]`` what they sensed this step.
+    :param actions: ``[n, 5]`` what they did.
+    :param rewards: ``[n]`` their energy change this step.
+    """
+
+
+# -------------------------------------------------------------------------------------------------
+# Decision hooks: one strategy per role
+# -------------------------------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def alife_select_parents(sim: Simulation, slots: torch.Tensor, neighbours: torch.Tensor,
+                         ready: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Role ``selection``: choose who reproduces this step, and with whom.
+
+    Stops at first non-None result.
+
+    :param sim: the simulation.
+    :param slots: ``[n]`` slots of the living agents.
+    :param neighbours: ``[n]`` slot of each one's nearest agent within contact range, or -1.
+    :param ready: ``[n]`` bool, the agent signalled readiness to mate this step.
+    :return: ``(parents, partners)``: two ``[k]`` int64 tensors of slots, one entry per child to
+        be made; ``partners`` is -1 where the child has a single parent.
+    """
+
+
+@hookspec(firstresult=True)
+def alife_mate(sim: Simulation, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor | None:
+    """Role ``mating``: do the agents in ``a`` and their partners in ``b`` accept each other?
+
+    Stops at first non-None result.
+
+    :param sim: the simulation.
+    :param a: ``[k]`` slots of the agents proposing.
+    :param b: ``[k]`` slots of their partners.
+    :return: ``[k]`` bool, True where the pair mates; where False the child has one parent.
+    """
+
+
+@hookspec(firstresult=True)
+def alife_reproduce(sim: Simulation, parents: torch.Tensor, partners: torch.Tensor) -> torch.Tensor | None:
+    """Role ``reproduction``: make the children's genomes.
+
+    Stops at first non-None result. The built-in strategy crosses over the two parents (where
+    there are two) and then calls the ``mutation`` role through ``sim.hooks.mutate``.
+
+    :param sim: the simulation; genomes are ``sim.world.genomes[parents]``.
+    :param parents: ``[k]`` slots of the first parents.
+    :param partners: ``[k]`` slots of the second parents, -1 for none.
+    :return: ``[k, genome_size]`` float32 child genomes.
+    """
+
+
+@hookspec(firstresult=True)
+def alife_mutate(sim: Simulation, genomes: torch.Tensor, parents: torch.Tensor) -> torch.Tensor | None:
+    """Role ``mutation``: vary child genomes.
+
+    Stops at first non-None result. Work through ``sim.layout`` so that an operator sees tensor
+    boundaries; mutate the mutator segment too (it is heritable like the rest).
+
+    :param sim: the simulation.
+    :param genomes: ``[k, genome_size]`` the genomes to vary (may be modified in place).
+    :param parents: ``[k]`` slots of the parent whose mutator applies.
+    :return: ``[k, genome_size]`` the varied genomes.
+    """
+
+
+@hookspec(firstresult=True)
+def alife_interact(sim: Simulation, attackers: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Role ``interaction``: what attacks do (predation, coevolution rules, roles).
+
+    Stops at first non-None result.
+
+    :param sim: the simulation.
+    :param attackers: ``[m]`` slots of the agents attacking this step.
+    :param targets: ``[m]`` slots of their targets (each within contact range).
+    :return: ``(damage, gain)``: two ``[m]`` float32 tensors, energy each attack takes from its
+        target and energy it gives to its attacker. The engine caps the total taken from a target
+        at the energy it has, scaling both in proportion.
+    """
+
+
+# -------------------------------------------------------------------------------------------------
+# Births and deaths (events)
+# -------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def alife_agents_born(sim: Simulation, births: Births) -> None:
+    """Called once per step with every agent born in it (after they are placed).
+
+    :param sim: the simulation; the newborns are at ``births.slots`` in the ``sim.world`` arrays.
+    :param births: numpy arrays ``ids``, ``slots``, ``parent_ids`` (``[k, 2]``, -1 for none),
+        ``species``, ``step``, plus ``strategy`` (the reproduction strategy's name).
+    """
+
+
+@hookspec
+def alife_agents_died(sim: Simulation, deaths: Deaths) -> None:
+    """Called once per step with every agent that died in it, before their slots are freed.
+
+    :param sim: the simulation; the dead agents' last state is still in their slots.
+    :param deaths: numpy arrays ``ids``, ``slots``, ``causes`` (codes into ``alife.events.CAUSES``),
+        ``step``.
+    """

@@ -1,0 +1,368 @@
+"""The simulation: one world, one plugin manager, one seeded generator; a step in phases.
+
+Phases of :meth:`Simulation.step` (see ``ARCHITECTURE.md``): sense, act, physics (move, eat,
+fight, regrow), metabolism and death, within-life learning, reproduction (select parents, mate,
+make children, mutate), record. Hooks fire at phase boundaries with whole-population arrays.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from alife import config as config_mod
+from alife.config import WorldConfig
+from alife.events import CAUSE_CODE, CAUSES, Births, Deaths
+from alife.genome import ACTIONS, init_genomes, make_layout, mlp_forward, obs_names, policy_params
+from alife.plugins.manager import PluginManager, build_manager
+from alife.world.senses import NeighbourGrid, observe
+from alife.world.state import WorldState
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``auto`` picks CUDA when present, else the CPU; ``cuda`` without a GPU is an error."""
+    if isinstance(device, torch.device):
+        return device
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise config_mod.ConfigError("--device", "device", "cuda was asked for but no CUDA GPU is available")
+    if device not in ("cpu", "cuda"):
+        raise config_mod.ConfigError("--device", "device", f"expected auto, cpu or cuda, got {device!r}")
+    return torch.device(device)
+
+
+class Simulation:
+    """A persistent ecology-mode world.
+
+    Args:
+        world: a world file path, an embedded world name, a dict, a ``WorldConfig`` or ``None``
+            for the embedded default (``meadow``).
+        seed: seeds everything random in the run; ``None`` takes the world file's ``seed``.
+        device: ``auto``, ``cpu`` or ``cuda``; ``None`` takes the world file's ``device``.
+        overrides: ``{"world.capacity": 4096, ...}``, applied on top of the world file.
+        plugins: extra plugin objects (modules or instances) to register.
+        modules: plugin module names (``-p NAME``).
+        plugins_dirs: directories of single-file plugins (``--plugins-dir``).
+        blocked: plugin names not to load (``-p no:NAME``).
+    """
+
+    def __init__(self, world: Any = None, *, seed: int | None = None, device: str | None = None,
+                 overrides: dict[str, Any] | None = None, plugins: Iterable[Any] = (),
+                 modules: Iterable[str] = (), plugins_dirs: Iterable[str | Path] = (),
+                 blocked: Iterable[str] = ()):
+        ov = dict(overrides or {})
+        if seed is not None:
+            ov["seed"] = int(seed)
+        self.config: WorldConfig = config_mod.load(world, ov)
+        cfg = self.config
+        self.seed = cfg.seed
+        self.device = resolve_device(device if device is not None else cfg.device)
+        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.layout = make_layout(cfg.brain)
+        self.segment_index = self.layout.segment_index().to(self.device)
+        self.tensor_index = self.layout.tensor_index().to(self.device)
+        self.obs_names = obs_names(cfg.brain.tag_dim)
+        self.n_obs, self.n_act = len(self.obs_names), len(ACTIONS)
+        self.policy_params = policy_params(self.layout)
+        self.hooks: PluginManager = build_manager(
+            cfg.strategies, world_plugins=cfg.plugins, world_base_dir=cfg.base_dir,
+            world_source=cfg.source, modules=list(modules), plugins_dirs=list(plugins_dirs),
+            blocked=list(blocked), extra=list(plugins))
+        w = cfg.world
+        self.world = WorldState(w.capacity, self.layout.size, self.n_act, w.width, w.height,
+                                cfg.brain.tag_dim, self.device)
+        self.grid = NeighbourGrid(w.width, w.height, cfg.agent.sense_radius,
+                                  w.max_neighbours_per_cell, self.device)
+        self._obs = torch.zeros(w.capacity, self.n_obs, device=self.device)
+        self.totals: dict[str, int] = {"births": 0, "births_refused_capacity": 0, "deaths": 0,
+                                       **{f"deaths_{c}": 0 for c in CAUSES}}
+        self.stats: dict[str, int] = {}
+        self.last_births: Births | None = None
+        self.last_deaths: Deaths | None = None
+        self.last_observations: torch.Tensor | None = None
+        self._learn = self.hooks.has_impls("alife_learn")
+        self._after_act = self.hooks.has_impls("alife_after_act")
+        self._regrowth = self.hooks.has_impls("alife_resource_regrowth")
+        self._closed = False
+        self._started = time.perf_counter()
+        self._populate()
+        self.hooks.sim_start(self)
+
+    # ------------------------------------------------------------------ set-up
+    def _populate(self) -> None:
+        cfg, st, g, dev = self.config, self.world, self.generator, self.device
+        n, w = cfg.world.initial_agents, cfg.world
+        st.resource.fill_(cfg.resource.initial * cfg.resource.max)
+        genomes = init_genomes(self.layout, n, cfg.brain, cfg.mutation.sigma_init, g, dev)
+        k = min(w.initial_species, n)
+        founders = torch.randn(k, cfg.brain.tag_dim, generator=g, device=dev)
+        species = torch.arange(n, device=dev) % k
+        tags = self.layout.view(genomes, "compatibility.tag")
+        tags.copy_(founders[species] + 0.05 * torch.randn(tags.shape, generator=g, device=dev))
+        st.add_species(founders, torch.full((k,), -1, dtype=torch.int64, device=dev), 0)
+        sl = slice(0, n)
+        st.alive[sl] = True
+        st.ids[sl] = torch.arange(n, device=dev)
+        st.pos[sl, 0] = torch.rand(n, generator=g, device=dev) * w.width
+        st.pos[sl, 1] = torch.rand(n, generator=g, device=dev) * w.height
+        st.heading[sl] = torch.rand(n, generator=g, device=dev) * (2 * math.pi)
+        st.energy[sl] = cfg.agent.initial_energy
+        # spread initial ages so the founders do not all die of old age in the same step
+        st.age[sl] = (torch.rand(n, generator=g, device=dev) * (cfg.agent.max_age // 2)).long()
+        st.species[sl] = species
+        st.genomes[sl] = genomes
+        st.hw, st.next_id = n, n
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def population(self) -> int:
+        return self.world.population
+
+    @property
+    def step_count(self) -> int:
+        return self.world.step
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The living agents' arrays (ids, pos, heading, energy, age, species, genomes, ...) and the
+        resource field, as numpy copies."""
+        return self.world.to_numpy()
+
+    def species_count(self) -> int:
+        sp = self.world.species[self.world.alive]
+        return int(torch.unique(sp).numel()) if sp.numel() else 0
+
+    def run(self, steps: int, progress: bool | Callable[[Simulation], None] = False,
+            stop_on_extinction: bool = True) -> dict[str, int]:
+        """Run ``steps`` steps (fewer if the population dies out). ``progress`` may be a callback
+        called after every step."""
+        cb = progress if callable(progress) else None
+        for _ in range(steps):
+            self.step()
+            if cb:
+                cb(self)
+            if stop_on_extinction and self.population == 0:
+                break
+        return dict(self.totals)
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.hooks.sim_end(self)
+
+    def __enter__(self) -> Simulation:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ the step
+    def step(self, actions: torch.Tensor | None = None) -> None:
+        """Advance one step. ``actions`` (``[hw, 5]``, rows by slot) replaces the brains' choice."""
+        cfg, st, a = self.config, self.world, self.config.agent
+        step = st.step
+        self.stats = {"births": 0, "births_refused_capacity": 0, "deaths": 0}
+        self.hooks.step_start(self, step)
+        n = st.hw
+        alive = st.alive[:n]
+
+        # sense
+        nb, off, dist = self.grid.nearest(st.pos[:n], alive, a.sense_radius)
+        tags = self.layout.view(st.genomes[:n], "compatibility.tag")
+        obs = observe(st, nb, off, dist, cfg, tags, self._obs)
+        self.last_observations = obs
+
+        # act
+        if actions is None:
+            act = mlp_forward(st.genomes[:n], self.layout, "policy", obs)
+        else:
+            act = actions[:n].to(self.device, torch.float32)
+        if self._after_act:
+            self.hooks.after_act(self, alive.nonzero().squeeze(1), act)
+        invalid = ~torch.isfinite(act).all(1) & alive
+        act = torch.nan_to_num(act, 0.0, 0.0, 0.0).clamp_(-1.0, 1.0)
+        st.last_action[:n] = act
+        st.ready[:n] = (act[:, 4] > 0) & alive
+        energy_before = st.energy[:n].clone() if self._learn else None
+
+        # physics: move
+        af = alive.float()
+        speed = (act[:, 1] + 1.0) * 0.5 * af
+        hd = torch.remainder(st.heading[:n] + act[:, 0] * a.max_turn, 2 * math.pi)
+        st.heading[:n] = hd
+        pos = st.pos[:n]
+        step_len = speed * a.max_speed
+        pos[:, 0].add_(hd.cos() * step_len).remainder_(cfg.world.width)
+        pos[:, 1].add_(hd.sin() * step_len).remainder_(cfg.world.height)
+
+        # physics: eat (agents in one cell share what it holds in proportion to their bites)
+        res = st.resource.view(-1)
+        wdt, hgt = cfg.world.width, cfg.world.height
+        cell = pos[:, 1].long().clamp_(0, hgt - 1) * wdt + pos[:, 0].long().clamp_(0, wdt - 1)
+        demand = ((act[:, 2] > 0) & alive).float() * a.bite
+        total = torch.bincount(cell, weights=demand, minlength=res.numel()).to(res.dtype)
+        frac = torch.where(total > 0, (res / total.clamp(min=1e-12)).clamp(max=1.0), torch.zeros_like(res))
+        res.sub_(total * frac)
+        energy = st.energy[:n]
+        energy.add_(demand * frac[cell] * a.food_energy)
+
+        # physics: fight
+        attacking = (act[:, 3] > 0) & alive & (nb >= 0) & (dist <= a.contact_radius)
+        killed = torch.zeros(n, dtype=torch.bool, device=self.device)
+        attackers = attacking.nonzero().squeeze(1)
+        if attackers.numel():
+            targets = nb[attackers]
+            damage, gain = self.hooks.interact(self, attackers, targets)
+            want = torch.zeros(n, device=self.device).index_add_(0, targets, damage)
+            have = energy.clamp(min=0)
+            scale = torch.where(want > have, have / want.clamp(min=1e-12), torch.ones_like(want))[targets]
+            taken = damage * scale
+            energy.index_add_(0, targets, -taken)
+            energy.index_add_(0, attackers, gain * scale)
+            killed[targets] = energy[targets] <= 1e-6
+            energy.sub_(attacking.float() * a.attack_cost)
+
+        # physics: regrow
+        self._regrow(step)
+
+        # metabolism and death
+        cost = a.base_cost + a.move_cost * speed * speed + a.brain_cost * self.policy_params
+        energy.sub_(cost * af).clamp_(max=a.max_energy)
+        st.age[:n] += alive.long()
+        killed &= alive
+        starved = alive & (energy <= 0)
+        old = alive & (st.age[:n] >= a.max_age)
+        invalid |= alive & ~torch.isfinite(energy)
+        dead = invalid | killed | starved | old
+        self._kill(dead, invalid, killed, starved, step)
+
+        # within-life learning
+        if self._learn:
+            live = st.alive[:n].nonzero().squeeze(1)
+            self.hooks.learn(self, live, obs[live], act[live], (energy - energy_before)[live])
+
+        # reproduction
+        self._reproduce(nb, dist, step)
+
+        # record
+        st.step += 1
+        self.hooks.step_end(self, step)
+
+    def _regrow(self, step: int) -> None:
+        r, rc = self.world.resource, self.config.resource
+        factor: Any = 1.0
+        if self._regrowth:
+            for f in self.hooks.resource_regrowth(self, step):
+                if f is not None:
+                    factor = factor * f
+        growth = (rc.regrowth * r * (1.0 - r / rc.max) + rc.seed_growth) * factor
+        r.add_(growth).clamp_(0.0, rc.max)
+
+    def _kill(self, dead: torch.Tensor, invalid: torch.Tensor, killed: torch.Tensor,
+              starved: torch.Tensor, step: int) -> None:
+        st = self.world
+        slots = dead.nonzero().squeeze(1)
+        k = slots.numel()
+        if k == 0:
+            self.last_deaths = None
+            return
+        # one cause each, by precedence: invalid > eaten > starved > old age
+        cause = torch.full((k,), CAUSE_CODE["old_age"], dtype=torch.uint8, device=self.device)
+        cause[starved[slots]] = CAUSE_CODE["starved"]
+        cause[killed[slots]] = CAUSE_CODE["eaten"]
+        cause[invalid[slots]] = CAUSE_CODE["invalid"]
+        cause_np = cause.cpu().numpy()
+        deaths = Deaths(step, st.ids[slots].cpu().numpy(), slots.cpu().numpy(), cause_np)
+        self.last_deaths = deaths
+        self.hooks.agents_died(self, deaths)
+        counts = np.bincount(cause_np, minlength=len(CAUSES))
+        for c, name in enumerate(CAUSES):
+            self.totals[f"deaths_{name}"] += int(counts[c])
+        self.stats["deaths"] = k
+        self.totals["deaths"] += k
+        st.alive[slots] = False
+        st.ready[slots] = False
+        st.ids[slots] = -1
+        st.shrink_hw()
+
+    def _reproduce(self, nb: torch.Tensor, dist: torch.Tensor, step: int) -> None:
+        cfg, st, a, dev, g = self.config, self.world, self.config.agent, self.device, self.generator
+        n = nb.shape[0]
+        live = st.alive[:n].nonzero().squeeze(1)
+        self.last_births = None
+        if live.numel() == 0:
+            return
+        near = nb[live]
+        near = torch.where((near >= 0) & (dist[live] <= a.contact_radius), near, torch.full_like(near, -1))
+        near_alive = st.alive[near.clamp(min=0)]
+        near = torch.where(near_alive, near, torch.full_like(near, -1))
+        parents, partners = self.hooks.select_parents(self, live, near, st.ready[live])
+        k = parents.numel()
+        if k == 0:
+            return
+        two = (partners >= 0).nonzero().squeeze(1)
+        if two.numel():
+            ok = self.hooks.mate(self, parents[two], partners[two])
+            partners = partners.clone()
+            partners[two] = torch.where(ok, partners[two], torch.full_like(partners[two], -1))
+        free = st.free_slots(k)
+        if free.numel() < k:
+            refused = k - free.numel()
+            self.stats["births_refused_capacity"] = refused
+            self.totals["births_refused_capacity"] += refused
+            parents, partners, k = parents[: free.numel()], partners[: free.numel()], free.numel()
+            if k == 0:
+                return
+        child = self.hooks.reproduce(self, parents, partners)
+        # the parent pays for the child
+        st.energy.index_add_(0, parents, torch.full((k,), -(a.child_energy + a.birth_cost), device=dev))
+        ids = torch.arange(st.next_id, st.next_id + k, device=dev)
+        st.next_id += k
+        has2 = partners >= 0
+        p2c = partners.clamp(min=0)
+        jitter = torch.randn(k, 2, generator=g, device=dev) * 0.5
+        st.pos[free] = (st.pos[parents] + jitter).remainder_(
+            torch.tensor([cfg.world.width, cfg.world.height], dtype=torch.float32, device=dev))
+        st.heading[free] = torch.rand(k, generator=g, device=dev) * (2 * math.pi)
+        st.energy[free] = a.child_energy
+        st.age[free] = 0
+        st.genomes[free] = child
+        st.ids[free] = ids
+        st.parents[free, 0] = st.ids[parents]
+        st.parents[free, 1] = torch.where(has2, st.ids[p2c], torch.full_like(ids, -1))
+        gen = st.generation[parents]
+        st.generation[free] = torch.where(has2, torch.maximum(gen, st.generation[p2c]), gen) + 1
+        st.children[free] = 0
+        st.children.index_add_(0, parents, torch.ones_like(parents))
+        st.children.index_add_(0, partners[has2], torch.ones_like(partners[has2]))
+        st.ready[free] = False
+        st.last_action[free] = 0.0
+        st.species[free] = self._speciate(child, st.species[parents], step)
+        st.alive[free] = True
+        st.hw = max(st.hw, int(free[-1]) + 1)
+        self.stats["births"] = k
+        self.totals["births"] += k
+        births = Births(step, ids.cpu().numpy(), free.cpu().numpy(),
+                        st.parents[free].cpu().numpy(), st.species[free].cpu().numpy(),
+                        self.hooks.chosen["reproduction"])
+        self.last_births = births
+        self.hooks.agents_born(self, births)
+
+    def _speciate(self, child: torch.Tensor, parent_species: torch.Tensor, step: int) -> torch.Tensor:
+        """A child whose kin tag strays past ``species_threshold`` from its species' founder
+        founds a new species."""
+        st = self.world
+        tags = self.layout.view(child, "compatibility.tag")
+        d = (tags - st.species_founder[parent_species]).norm(dim=1)
+        new = d > self.config.mutation.species_threshold
+        species = parent_species.clone()
+        if bool(new.any()):
+            idx = new.nonzero().squeeze(1)
+            species[idx] = st.add_species(tags[idx].clone(), parent_species[idx], step)
+        return species

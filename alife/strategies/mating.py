@@ -1,0 +1,28 @@
+"""Mating ``compatibility``: both partners' compatibility networks must accept.
+
+Each genome's compatibility network reads its own kin tag and the difference to the partner's tag
+and gives a logit; a pair mates when a draw under ``sigmoid(logit)`` succeeds for both sides. Mate
+choice is therefore heritable and can drive speciation (see ``../shared/seeds/neural-mutator.md``,
+learned speciation).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from alife.genome import compatibility_logit
+from alife.plugins import hookimpl
+
+ALIFE_STRATEGIES = {"mating": "compatibility"}
+
+
+@hookimpl
+def alife_mate(sim, a: torch.Tensor, b: torch.Tensor):
+    if a.numel() == 0:
+        return torch.zeros(0, dtype=torch.bool, device=a.device)
+    g = sim.world.genomes
+    ga, gb = g[a], g[b]
+    p_ab = torch.sigmoid(compatibility_logit(ga, gb, sim.layout))
+    p_ba = torch.sigmoid(compatibility_logit(gb, ga, sim.layout))
+    u = torch.rand(2, a.numel(), generator=sim.generator, device=a.device)
+    return (u[0] < p_ab) & (u[1] < p_ba)

@@ -1,0 +1,43 @@
+"""Mutation ``gaussian``: Gaussian noise with a heritable, self-adapted step size per segment.
+
+Each genome carries ``mutator.log_sigma``, one log step size for each segment (policy, mutator,
+compatibility). A child first perturbs its step sizes log-normally (``tau``), then adds
+``N(0, sigma_segment^2)`` to every parameter of that segment: the (1, lambda)-ES self-adaptation
+of Schwefel and Rechenberg, which the natural-selection-as-gradient-descent seed reads as a noisy
+gradient step whose size is itself under selection. This is also the matched-size control against
+which learned mutators are compared.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from alife.genome import SEGMENTS
+from alife.plugins import hookimpl
+
+ALIFE_STRATEGIES = {"mutation": "gaussian"}
+
+
+def gaussian_mutate(genomes: torch.Tensor, layout, segment_index: torch.Tensor, tau: float,
+                    sigma_min: float, sigma_max: float, generator: torch.Generator) -> torch.Tensor:
+    """Self-adaptive Gaussian mutation through the layout (pure function, used by other operators)."""
+    k = genomes.shape[0]
+    if k == 0:
+        return genomes
+    ls = layout.view(genomes, "mutator.log_sigma")
+    ls.add_(torch.randn(ls.shape, generator=generator, device=genomes.device) * tau)
+    ls.clamp_(math.log(sigma_min), math.log(sigma_max))
+    sigma = ls.exp()[:, segment_index]  # [k, size]: each position's segment step size
+    noise = torch.randn(genomes.shape, generator=generator, device=genomes.device)
+    e = layout["mutator.log_sigma"]
+    noise[:, e.offset:e.offset + e.size] = 0.0  # the step sizes were varied above, log-normally
+    return genomes.add_(noise * sigma)
+
+
+@hookimpl
+def alife_mutate(sim, genomes: torch.Tensor, parents: torch.Tensor):
+    m = sim.config.mutation
+    assert sim.layout["mutator.log_sigma"].shape == (len(SEGMENTS),)
+    return gaussian_mutate(genomes, sim.layout, sim.segment_index, m.tau, m.sigma_min, m.sigma_max, sim.generator)

@@ -1,0 +1,33 @@
+"""Reproduction ``crossover-mutate``: uniform crossover per tensor, then the mutation role.
+
+With two parents each tensor of the layout is inherited whole from one parent or the other (a coin
+per tensor and child), so a network is never spliced mid-matrix; then the ``mutation`` role varies
+the child. With one parent the child is a copy, then varied.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from alife.plugins import hookimpl
+
+ALIFE_STRATEGIES = {"reproduction": "crossover-mutate"}
+
+
+def tensorwise_crossover(g1: torch.Tensor, g2: torch.Tensor, tensor_index: torch.Tensor,
+                         n_tensors: int, generator: torch.Generator) -> torch.Tensor:
+    """Child rows taking each layout tensor from ``g1`` or ``g2`` with probability 1/2."""
+    pick = torch.rand(g1.shape[0], n_tensors, generator=generator, device=g1.device) < 0.5
+    return torch.where(pick[:, tensor_index], g2, g1)
+
+
+@hookimpl
+def alife_reproduce(sim, parents: torch.Tensor, partners: torch.Tensor):
+    g = sim.world.genomes
+    child = g[parents].clone()
+    two = partners >= 0
+    if bool(two.any()):
+        idx = two.nonzero().squeeze(1)
+        child[idx] = tensorwise_crossover(child[idx], g[partners[idx]], sim.tensor_index,
+                                          len(sim.layout.entries), sim.generator)
+    return sim.hooks.mutate(sim, child, parents)

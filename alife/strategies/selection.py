@@ -1,0 +1,28 @@
+"""Selection ``energy-threshold``: ecology mode's implicit selection.
+
+An agent reproduces when it has gathered ``agent.reproduce_energy`` and lived
+``agent.min_reproduce_age`` steps; nothing else chooses. If it signalled readiness and its nearest
+agent (within contact range) did too, that agent is proposed as its partner; the ``mating`` role
+then decides whether the pair accepts each other.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from alife.plugins import hookimpl
+
+ALIFE_STRATEGIES = {"selection": "energy-threshold"}
+
+
+@hookimpl
+def alife_select_parents(sim, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor):
+    st, a = sim.world, sim.config.agent
+    ok = (st.energy[slots] >= a.reproduce_energy) & (st.age[slots] >= a.min_reproduce_age)
+    parents = slots[ok]
+    nb = neighbours[ok]
+    has_partner = ready[ok] & (nb >= 0)
+    nb_clamped = nb.clamp(min=0)
+    partner_ready = st.ready[nb_clamped] & st.alive[nb_clamped]
+    partners = torch.where(has_partner & partner_ready, nb, torch.full_like(nb, -1))
+    return parents, partners

@@ -1,0 +1,83 @@
+"""The world's state: fixed-capacity slot arrays with an alive mask. No object per agent.
+
+Slots are reused; ids never are. ``hw`` (the high-water mark) is one past the highest slot ever
+used since the last compaction; per-step work runs over ``[0, hw)`` with the alive mask, and births
+fill the lowest free slots, so ``hw`` stays close to the population.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+#: per-slot arrays, saved in checkpoints and returned by ``Simulation.state()``
+SLOT_FIELDS = ("alive", "ids", "pos", "heading", "energy", "age", "species", "parents",
+               "generation", "children", "ready", "last_action", "genomes")
+
+
+class WorldState:
+    """All mutable arrays of one world, on one device."""
+
+    def __init__(self, capacity: int, genome_size: int, n_actions: int, width: int, height: int,
+                 tag_dim: int, device: torch.device):
+        c, d = capacity, device
+        self.capacity = capacity
+        self.device = device
+        self.alive = torch.zeros(c, dtype=torch.bool, device=d)
+        self.ids = torch.full((c,), -1, dtype=torch.int64, device=d)
+        self.pos = torch.zeros(c, 2, dtype=torch.float32, device=d)
+        self.heading = torch.zeros(c, dtype=torch.float32, device=d)
+        self.energy = torch.zeros(c, dtype=torch.float32, device=d)
+        self.age = torch.zeros(c, dtype=torch.int64, device=d)
+        self.species = torch.full((c,), -1, dtype=torch.int64, device=d)
+        self.parents = torch.full((c, 2), -1, dtype=torch.int64, device=d)
+        self.generation = torch.zeros(c, dtype=torch.int64, device=d)
+        self.children = torch.zeros(c, dtype=torch.int64, device=d)
+        self.ready = torch.zeros(c, dtype=torch.bool, device=d)
+        self.last_action = torch.zeros(c, n_actions, dtype=torch.float32, device=d)
+        self.genomes = torch.zeros(c, genome_size, dtype=torch.float32, device=d)
+        self.resource = torch.zeros(height, width, dtype=torch.float32, device=d)
+        # species table: founder tags, parent species, origin step (grows; one row per species)
+        self.species_founder = torch.zeros(0, tag_dim, dtype=torch.float32, device=d)
+        self.species_parent = torch.zeros(0, dtype=torch.int64, device=d)
+        self.species_origin = torch.zeros(0, dtype=torch.int64, device=d)
+        self.hw = 0
+        self.next_id = 0
+        self.step = 0
+
+    @property
+    def population(self) -> int:
+        return int(self.alive.sum())
+
+    def free_slots(self, k: int) -> torch.Tensor:
+        """The lowest ``<= k`` free slots (fewer when capacity runs out)."""
+        return (~self.alive).nonzero().squeeze(1)[:k]
+
+    def alive_slots(self) -> torch.Tensor:
+        return self.alive[: self.hw].nonzero().squeeze(1)
+
+    def shrink_hw(self) -> None:
+        if self.hw and not bool(self.alive[self.hw - 1]):
+            nz = self.alive[: self.hw].nonzero()
+            self.hw = int(nz[-1]) + 1 if nz.numel() else 0
+
+    def add_species(self, founders: torch.Tensor, parents: torch.Tensor, step: int) -> torch.Tensor:
+        """Append species rows; returns their ids."""
+        first = self.species_founder.shape[0]
+        self.species_founder = torch.cat([self.species_founder, founders])
+        self.species_parent = torch.cat([self.species_parent, parents])
+        self.species_origin = torch.cat([self.species_origin,
+                                         torch.full_like(parents, step)])
+        return torch.arange(first, first + founders.shape[0], device=self.device)
+
+    def to_numpy(self, only_alive: bool = True) -> dict[str, np.ndarray]:
+        """A dict of numpy arrays: the living agents (by slot order) and the resource field."""
+        sl = self.alive_slots() if only_alive else slice(None)
+        out = {name: getattr(self, name)[sl].cpu().numpy().copy() for name in SLOT_FIELDS}
+        if only_alive:
+            out.pop("alive")
+            out["slots"] = self.alive_slots().cpu().numpy()
+        out["resource"] = self.resource.cpu().numpy().copy()
+        out["step"] = np.int64(self.step)
+        out["next_id"] = np.int64(self.next_id)
+        return out
