@@ -26,4 +26,7 @@ def __getattr__(name: str):
     if name == "make_env":
         from alife.env import make_env
         return make_env
+    if name in ("lineage",):
+        import importlib
+        return importlib.import_module(f"alife.{name}")
     raise AttributeError(f"module 'alife' has no attribute {name!r}")

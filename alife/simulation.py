@@ -51,18 +51,23 @@ class Simulation:
         modules: plugin module names (``-p NAME``).
         plugins_dirs: directories of single-file plugins (``--plugins-dir``).
         blocked: plugin names not to load (``-p no:NAME``).
+        run_dir: the run folder recorders write into (``None``: no files).
     """
 
     def __init__(self, world: Any = None, *, seed: int | None = None, device: str | None = None,
                  overrides: dict[str, Any] | None = None, plugins: Iterable[Any] = (),
                  modules: Iterable[str] = (), plugins_dirs: Iterable[str | Path] = (),
-                 blocked: Iterable[str] = ()):
+                 blocked: Iterable[str] = (), run_dir: str | Path | None = None):
         ov = dict(overrides or {})
         if seed is not None:
             ov["seed"] = int(seed)
         self.config: WorldConfig = config_mod.load(world, ov)
         cfg = self.config
         self.seed = cfg.seed
+        self.run_dir: Path | None = Path(run_dir) if run_dir is not None else None
+        #: ``None`` for a new run; the step a resumed run continues from. Recorders opening their
+        #: files in ``alife_sim_start`` append, dropping any record with ``step >= resume_step``.
+        self.resume_step: int | None = None
         self.device = resolve_device(device if device is not None else cfg.device)
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
         self.layout = make_layout(cfg.brain)
@@ -210,7 +215,9 @@ class Simulation:
         frac = torch.where(total > 0, (res / total.clamp(min=1e-12)).clamp(max=1.0), torch.zeros_like(res))
         res.sub_(total * frac)
         energy = st.energy[:n]
-        energy.add_(demand * frac[cell] * a.food_energy)
+        food = demand * frac[cell] * a.food_energy
+        energy.add_(food)
+        st.lifetime_energy[:n] += food
 
         # physics: fight
         attacking = (act[:, 3] > 0) & alive & (nb >= 0) & (dist <= a.contact_radius)
@@ -225,6 +232,7 @@ class Simulation:
             taken = damage * scale
             energy.index_add_(0, targets, -taken)
             energy.index_add_(0, attackers, gain * scale)
+            st.lifetime_energy.index_add_(0, attackers, gain * scale)
             killed[targets] = energy[targets] <= 1e-6
             energy.sub_(attacking.float() * a.attack_cost)
 
@@ -331,6 +339,7 @@ class Simulation:
             torch.tensor([cfg.world.width, cfg.world.height], dtype=torch.float32, device=dev))
         st.heading[free] = torch.rand(k, generator=g, device=dev) * (2 * math.pi)
         st.energy[free] = a.child_energy
+        st.lifetime_energy[free] = 0.0
         st.age[free] = 0
         st.genomes[free] = child
         st.ids[free] = ids

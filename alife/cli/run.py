@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import platform
 import sys
 import time
 from datetime import datetime, timezone
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,12 @@ def register(sub: Any) -> None:
                    help="load every .py file in DIR as a plugin (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--help-world", action="store_true", help="list every world-file key and exit")
+    p.add_argument("--no-record", action="append", default=[], metavar="NAME",
+                   help=f"turn off a recorder: {', '.join(RECORDERS)} (repeatable)")
+    p.add_argument("--watch", action="store_true", help="watch the run live in the viewer window")
+    for mod in _recorder_modules().values():
+        if hasattr(mod, "add_run_arguments"):
+            mod.add_run_arguments(p)
     p.set_defaults(func=run_command)
 
 
@@ -48,9 +56,31 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-def make_recorders(run_dir: Path, args: argparse.Namespace) -> list[Any]:
+#: recording plugins `alife run` turns on, by name. Each module provides
+#: ``recorder_for_run(run_dir: Path, args: argparse.Namespace, cfg: WorldConfig) -> plugin`` and may
+#: provide ``add_run_arguments(parser)`` for its own flags. ``--no-record NAME`` turns one off.
+RECORDERS = {"lineage": "alife.recording.lineage", "replay": "alife.recording.replay"}
+
+
+def _recorder_modules() -> dict[str, Any]:
+    mods = {}
+    for name, modname in RECORDERS.items():
+        try:
+            mods[name] = importlib.import_module(modname)
+        except ModuleNotFoundError as e:
+            if e.name != modname:
+                raise
+    return mods
+
+
+def make_recorders(run_dir: Path, args: argparse.Namespace, cfg: Any) -> list[Any]:
     """Recording plugins that `alife run` turns on (lineage, replay)."""
-    return []
+    off = set(args.no_record)
+    unknown = off - set(RECORDERS)
+    if unknown:
+        raise UserError(f"--no-record: unknown recorder(s) {sorted(unknown)}; known: {sorted(RECORDERS)}")
+    return [mod.recorder_for_run(run_dir, args, cfg) for name, mod in _recorder_modules().items()
+            if name not in off]
 
 
 def versions() -> dict[str, str]:
@@ -87,16 +117,24 @@ def run_command(args: argparse.Namespace) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     load, blocked = split_plugin_args(args.modules)
     sim = Simulation(cfg, seed=seed, device=args.device, modules=load, blocked=blocked,
-                     plugins_dirs=args.plugins_dir, plugins=make_recorders(run_dir, args))
-    summary = run_loop(sim, args.steps, progress=not args.no_progress)
+                     plugins_dirs=args.plugins_dir, plugins=make_recorders(run_dir, args, cfg),
+                     run_dir=run_dir)
+    on_step = None
+    if args.watch:
+        from alife.viewer.live import LiveViewer
+        on_step = LiveViewer(sim).update
+    summary = run_loop(sim, args.steps, progress=not args.no_progress, on_step=on_step)
     summary.update(run_dir=str(run_dir), world_source=cfg.source)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print_summary(summary)
     return 0
 
 
-def run_loop(sim: Any, steps: int, progress: bool = True) -> dict[str, Any]:
-    """Step ``sim`` until ``steps`` (counted from step 0) or extinction; return the summary."""
+def run_loop(sim: Any, steps: int, progress: bool = True,
+             on_step: Callable[[], bool] | None = None) -> dict[str, Any]:
+    """Step ``sim`` until ``steps`` (counted from step 0) or extinction; return the summary.
+
+    ``on_step`` (the live viewer) is called after every step; returning False stops the run."""
     from tqdm import tqdm
 
     t0 = time.perf_counter()
@@ -116,6 +154,8 @@ def run_loop(sim: Any, steps: int, progress: bool = True) -> dict[str, Any]:
                                 deaths=t["deaths"], refresh=False)
             if pop == 0:
                 extinct = True
+                break
+            if on_step is not None and on_step() is False:
                 break
     finally:
         bar.close()

@@ -12,7 +12,7 @@ import torch
 
 #: per-slot arrays, saved in checkpoints and returned by ``Simulation.state()``
 SLOT_FIELDS = ("alive", "ids", "pos", "heading", "energy", "age", "species", "parents",
-               "generation", "children", "ready", "last_action", "genomes")
+               "generation", "children", "ready", "last_action", "lifetime_energy", "genomes")
 
 
 class WorldState:
@@ -35,6 +35,8 @@ class WorldState:
         self.children = torch.zeros(c, dtype=torch.int64, device=d)
         self.ready = torch.zeros(c, dtype=torch.bool, device=d)
         self.last_action = torch.zeros(c, n_actions, dtype=torch.float32, device=d)
+        # energy gained over the agent's life (food and prey), for lineage records
+        self.lifetime_energy = torch.zeros(c, dtype=torch.float32, device=d)
         self.genomes = torch.zeros(c, genome_size, dtype=torch.float32, device=d)
         self.resource = torch.zeros(height, width, dtype=torch.float32, device=d)
         # species table: founder tags, parent species, origin step (grows; one row per species)
