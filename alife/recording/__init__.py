@@ -1,0 +1,1 @@
+"""Recording plugins: they subscribe to the same events a user's plugin can."""
