@@ -13,6 +13,7 @@ import difflib
 import importlib.resources
 import math
 import tomllib
+import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, get_type_hints
@@ -104,6 +105,31 @@ class MutationSection:
     species_threshold: float = _f(0.6, "tag distance from its species' founder at which a child founds a new species", lo=0.0, lo_open=True, hi=1e6)
 
 
+@dataclass
+class TaskSection:
+    """Generational mode: evolve a population on a gymnasium task (``alife.generational``).
+
+    Present only in task worlds; a world without ``[task]`` is an ecology world. Selection,
+    reproduction and mutation still come from ``[strategies]`` and ``[mutation]``.
+    """
+
+    env_id: str = _f("", "gymnasium id of the task, e.g. \"CartPole-v1\"")
+    generations: int = _f(100, "most generations to run", lo=1, hi=1 << 30)
+    population: int = _f(64, "genomes evaluated per generation", lo=2, hi=1 << 20)
+    episodes: int = _f(1, "seeded episodes per genome per evaluation; fitness is their mean return", lo=1, hi=1 << 16)
+    eval_seeds: str = _f("fresh", "training episode seeds: new each generation, or the same every generation", choices=("fresh", "fixed"))
+    heldout_episodes: int = _f(100, "held-out seeded episodes the best genome is scored on (seeds disjoint from training)", lo=1, hi=1 << 20)
+    heldout_every: int = _f(0, "also score the best genome on the held-out episodes every K generations (0: only at the end)", lo=0, hi=1 << 30)
+    threshold: float = _f(math.nan, "score to report steps and time to (population mean); nan: the env's reward_threshold")
+    stop_at_threshold: bool = _f(True, "stop once the population mean reaches the threshold")
+    elite: int = _f(1, "best genomes carried over unchanged (and re-evaluated) each generation", lo=0, hi=1 << 20)
+    parents: int = _f(8, "truncation selection: children are drawn from the best `parents` genomes", lo=1, hi=1 << 20)
+    crossover: float = _f(0.0, "probability that a child has a second parent (then `[strategies] mating` decides)", lo=0.0, hi=1.0)
+    hidden: int = _f(16, "hidden units of the policy (the CNN's fully connected layer for image observations)", lo=1, hi=4096)
+    action_mapping: str = _f("tanh", "Box actions: tanh output scaled to [low, high], or linear output clipped", choices=("tanh", "clip"))
+    max_episode_steps: int = _f(0, "cap on episode length (0: the env's own limit)", lo=0, hi=1 << 30)
+
+
 ROLES = ("selection", "reproduction", "mutation", "mating", "interaction")
 
 
@@ -133,6 +159,7 @@ class WorldConfig:
     mutation: MutationSection = field(default_factory=MutationSection)
     strategies: StrategiesSection = field(default_factory=StrategiesSection)
     plugin: dict = _f(None, "per-plugin settings tables, `[plugin.<name>]`, read by the plugins", factory=dict)
+    task: TaskSection | None = field(default=None, metadata={"doc": "generational mode on a gymnasium task; absent: ecology mode"})
     source: str = field(default="<defaults>", metadata={"internal": True})
     text: str = field(default="", metadata={"internal": True})
     base_dir: str = field(default=".", metadata={"internal": True})
@@ -176,6 +203,12 @@ def _unknown(source: str, key: str, known: list[str]) -> ConfigError:
     return ConfigError(source, key, f"unknown key{hint}")
 
 
+def _table_type(typ: Any) -> Any:
+    """``X | None`` with ``X`` a dataclass is an optional table (``[task]``); else ``typ``."""
+    args = [a for a in typing.get_args(typ) if a is not type(None)]
+    return args[0] if len(args) == 1 and dataclasses.is_dataclass(args[0]) else typ
+
+
 def _build(cls: type, data: dict, source: str, prefix: str) -> Any:
     hints = get_type_hints(cls)
     known = {f.name: f for f in fields(cls) if not f.metadata.get("internal")}
@@ -184,7 +217,7 @@ def _build(cls: type, data: dict, source: str, prefix: str) -> Any:
         dotted = f"{prefix}{key}"
         if key not in known:
             raise _unknown(source, dotted, list(known))
-        typ = hints[key]
+        typ = _table_type(hints[key])
         if dataclasses.is_dataclass(typ):
             if not isinstance(value, dict):
                 raise ConfigError(source, dotted, f"expected a table [{dotted}], got {value!r}")
@@ -307,9 +340,9 @@ def describe() -> str:
         for f in fields(cls):
             if f.metadata.get("internal"):
                 continue
-            if dataclasses.is_dataclass(hints[f.name]):
+            if dataclasses.is_dataclass(_table_type(hints[f.name])):
                 out.append(f"[{prefix}{f.name}]")
-                walk(hints[f.name], prefix + f.name + ".")
+                walk(_table_type(hints[f.name]), prefix + f.name + ".")
             else:
                 default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
                 out.append(f"  {prefix}{f.name} = {default!r}  # {f.metadata.get('doc', '')}")
