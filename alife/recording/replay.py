@@ -1,0 +1,345 @@
+"""The replay recorder and reader: ``<run>/replay.h5``, enough to redraw the world.
+
+Layout (schema 1). Root attributes: ``format = "alife-replay"``, ``schema_version``, ``width``,
+``height``, ``every`` (steps between frames), ``resource_max``, ``energy_max``, ``action_names``,
+``config_toml`` (the world file text), ``world``, ``seed``, ``alife_version``.
+
+* ``frames/step``, ``frames/start``, ``frames/count``: the frame index table. Frame ``i`` is the
+  world after ``step[i]`` steps (frame 0 of a new run is the initial population); its agents are
+  rows ``start[i] : start[i] + count[i]`` of the ``agents/*`` columns. The table is written last
+  for each frame, so it is the commit record: a reader trusts only frames it lists.
+* ``frames/resource`` ``[F, H, W]`` uint8: the resource field, ``value / resource_max * 255``.
+* ``agents/*``: flat columns of the living agents of every frame, in slot order: ``id`` int64,
+  ``x``/``y`` uint16 (``pos / size * 65536``), ``heading`` uint8 (``heading / 2pi * 256``),
+  ``energy`` float16, ``age`` int32, ``species`` int32, ``action`` int8 ``[N, 5]`` (``a * 127``).
+
+The writer runs in SWMR mode and flushes after every frame, so a killed run leaves a file readable
+up to its last frame (open it with :func:`open_replay`, which falls back to a SWMR read).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+import alife
+from alife.errors import FileFormatError, UserError
+
+FORMAT = "alife-replay"
+SCHEMA_VERSION = 1
+TWO_PI = 2.0 * math.pi
+#: (name, dtype, per-row shape) of the agent columns
+COLUMNS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
+    ("id", "i8", ()), ("x", "u2", ()), ("y", "u2", ()), ("heading", "u1", ()),
+    ("energy", "f2", ()), ("age", "i4", ()), ("species", "i4", ()), ("action", "i1", (5,)))
+AGENT_CHUNK = 32768
+
+
+@dataclass
+class Frame:
+    """One frame: the living agents (numpy arrays, one row each) and the resource field."""
+
+    step: int
+    ids: np.ndarray        # [N] int64
+    pos: np.ndarray        # [N, 2] float32, cell units
+    heading: np.ndarray    # [N] float32, radians
+    energy: np.ndarray     # [N] float32
+    age: np.ndarray        # [N] int64
+    species: np.ndarray    # [N] int64
+    action: np.ndarray     # [N, 5] float32 in [-1, 1]
+    resource: np.ndarray   # [H, W] float32
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+def frame_from_sim(sim: Any) -> Frame:
+    """The live simulation's current state as a :class:`Frame` (one device-to-host copy per array)."""
+    st = sim.world
+    slots = st.alive[: st.hw].nonzero().squeeze(1)
+
+    def take(t: Any) -> np.ndarray:
+        return t[slots].cpu().numpy()
+
+    return Frame(int(st.step), take(st.ids), take(st.pos), take(st.heading), take(st.energy),
+                 take(st.age), take(st.species), take(st.last_action), st.resource.cpu().numpy().copy())
+
+
+# ------------------------------------------------------------------------------------ writing
+def _quantise(frame: Frame, width: int, height: int, rmax: float) -> dict[str, np.ndarray]:
+    size = np.array([width, height], dtype=np.float64)
+    q = np.rint(frame.pos.astype(np.float64) / size * 65536.0).astype(np.int64) % 65536
+    hd = np.rint(np.mod(frame.heading.astype(np.float64), TWO_PI) / TWO_PI * 256.0).astype(np.int64) % 256
+    return {
+        "id": frame.ids.astype(np.int64), "x": q[:, 0].astype(np.uint16), "y": q[:, 1].astype(np.uint16),
+        "heading": hd.astype(np.uint8), "energy": frame.energy.astype(np.float16),
+        "age": np.clip(frame.age, 0, 2**31 - 1).astype(np.int32), "species": frame.species.astype(np.int32),
+        "action": np.rint(np.clip(frame.action, -1.0, 1.0) * 127.0).astype(np.int8),
+        "resource": np.rint(np.clip(frame.resource / rmax, 0.0, 1.0) * 255.0).astype(np.uint8)}
+
+
+class ReplayRecorder:
+    """Writes ``replay.h5`` every ``every`` steps. A plugin: register it with the simulation.
+
+    Args:
+        path: the file to write.
+        every: steps between frames (frame 0 is the initial population).
+        compression: gzip level (1-9).
+    """
+
+    def __init__(self, path: str | Path, every: int = 1, compression: int = 4):
+        if every < 1:
+            raise UserError(f"replay: every must be >= 1, got {every}")
+        self.path = Path(path)
+        self.every = int(every)
+        self.compression = int(compression)
+        self.file: h5py.File | None = None
+        self._pending_first = False
+
+    # -- hooks
+    @alife.hookimpl
+    def alife_sim_start(self, sim: Any) -> None:
+        cfg = sim.config
+        self._wh = (cfg.world.width, cfg.world.height)
+        self._rmax = float(cfg.resource.max)
+        resume = getattr(sim, "resume_step", None)
+        if resume is None:
+            self._create(sim)
+            self.write(frame_from_sim(sim))
+        else:
+            self._open_for_append(int(resume))
+            # the world may be restored after sim_start; record the resume frame before the first step
+            self._pending_first = True
+
+    @alife.hookimpl
+    def alife_step_start(self, sim: Any, step: int) -> None:
+        if self._pending_first:
+            self._pending_first = False
+            if step % self.every == 0:
+                self.write(frame_from_sim(sim))
+
+    @alife.hookimpl
+    def alife_step_end(self, sim: Any, step: int) -> None:
+        if (step + 1) % self.every == 0:
+            self.write(frame_from_sim(sim))
+
+    @alife.hookimpl
+    def alife_sim_end(self, sim: Any) -> None:
+        if self._pending_first:
+            self.alife_step_start(sim, sim.world.step)
+        self.close()
+
+    # -- file
+    def _create(self, sim: Any) -> None:
+        cfg = sim.config
+        w, h = self._wh
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        f = h5py.File(self.path, "w", libver="latest")
+        a = f.attrs
+        a.update({"format": FORMAT, "schema_version": SCHEMA_VERSION, "width": w, "height": h,
+                  "every": self.every, "resource_max": self._rmax,
+                  "energy_max": float(cfg.agent.max_energy), "world": cfg.name, "seed": int(sim.seed),
+                  "config_toml": cfg.text or "", "alife_version": alife.__version__,
+                  "action_names": np.array(["turn", "speed", "eat", "attack", "mate"], dtype="S8")})
+        gz = {"compression": "gzip", "compression_opts": self.compression, "shuffle": True}
+        fr = f.create_group("frames")
+        for name in ("step", "start", "count"):
+            fr.create_dataset(name, shape=(0,), maxshape=(None,), dtype="i8", chunks=(1024,))
+        fr.create_dataset("resource", shape=(0, h, w), maxshape=(None, h, w), dtype="u1",
+                          chunks=(1, h, w), **gz)
+        ag = f.create_group("agents")
+        for name, dt, shape in COLUMNS:
+            ag.create_dataset(name, shape=(0, *shape), maxshape=(None, *shape), dtype=dt,
+                              chunks=(AGENT_CHUNK, *shape), **gz)
+        f.swmr_mode = True
+        self.file = f
+
+    def _open_for_append(self, resume_step: int) -> None:
+        if not self.path.exists():
+            raise FileFormatError(str(self.path), "cannot resume: the replay file is missing")
+        try:
+            f = h5py.File(self.path, "r+", libver="latest")
+        except OSError:
+            # a killed SWMR writer leaves the file flagged open; rebuild it from a SWMR read
+            self._rebuild()
+            f = h5py.File(self.path, "r+", libver="latest")
+        _check_format(f, self.path)
+        self.every = int(f.attrs["every"])
+        fr, ag = f["frames"], f["agents"]
+        steps = fr["step"][:]
+        n = _committed(f)
+        keep = int(np.searchsorted(steps[:n], resume_step, side="left"))
+        rows = int(fr["start"][keep - 1] + fr["count"][keep - 1]) if keep else 0
+        for name in ("step", "start", "count", "resource"):
+            fr[name].resize(keep, axis=0)
+        for name, _, _ in COLUMNS:
+            ag[name].resize(rows, axis=0)
+        f.flush()
+        f.swmr_mode = True
+        self.file = f
+
+    def _rebuild(self) -> None:
+        tmp = self.path.with_suffix(".h5.rebuild")
+        with h5py.File(self.path, "r", swmr=True) as src, h5py.File(tmp, "w", libver="latest") as dst:
+            n = _committed(src)
+            rows = int(src["frames/start"][n - 1] + src["frames/count"][n - 1]) if n else 0
+            dst.attrs.update(dict(src.attrs))
+            for group, cut in (("frames", n), ("agents", rows)):
+                g = dst.create_group(group)
+                for name, d in src[group].items():
+                    g.create_dataset(name, data=d[:cut], maxshape=(None, *d.shape[1:]), chunks=d.chunks,
+                                     compression=d.compression, compression_opts=d.compression_opts,
+                                     shuffle=d.shuffle)
+        os.replace(tmp, self.path)
+
+    def write(self, frame: Frame) -> None:
+        """Append one frame and flush it to disk."""
+        f = self.file
+        if f is None:
+            raise RuntimeError("replay recorder is not open")
+        q = _quantise(frame, *self._wh, self._rmax)
+        fr, ag = f["frames"], f["agents"]
+        start, k = ag["id"].shape[0], len(frame)
+        for name, _, _ in COLUMNS:
+            d = ag[name]
+            d.resize(start + k, axis=0)
+            d[start:] = q[name]
+        i = fr["step"].shape[0]
+        res = fr["resource"]
+        res.resize(i + 1, axis=0)
+        res[i] = q["resource"]
+        # the index rows go last: they commit the frame
+        for name, v in (("start", start), ("count", k), ("step", frame.step)):
+            fr[name].resize(i + 1, axis=0)
+            fr[name][i] = v
+        f.flush()
+
+    def close(self) -> None:
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+
+# ------------------------------------------------------------------------------------ reading
+def _check_format(f: h5py.File, path: Path | str) -> None:
+    if f.attrs.get("format") != FORMAT:
+        raise FileFormatError(str(path), "not an alife replay (no format='alife-replay' attribute)")
+    v = int(f.attrs.get("schema_version", -1))
+    if v > SCHEMA_VERSION:
+        raise FileFormatError(str(path), f"replay schema {v} is newer than this alife reads "
+                                         f"({SCHEMA_VERSION}); upgrade alife")
+    if "frames" not in f or "agents" not in f:
+        raise FileFormatError(str(path), "replay is missing its frames/agents groups")
+
+
+def _committed(f: h5py.File) -> int:
+    """Frames whose index row, resource and agent rows are all on disk."""
+    fr, ag = f["frames"], f["agents"]
+    n = min(fr["step"].shape[0], fr["start"].shape[0], fr["count"].shape[0], fr["resource"].shape[0])
+    rows = min(ag[name].shape[0] for name, _, _ in COLUMNS)
+    if n:
+        ends = fr["start"][:n] + fr["count"][:n]
+        n = int(np.searchsorted(np.maximum.accumulate(ends), rows, side="right"))
+    return n
+
+
+class Replay:
+    """A replay file opened for reading; use :func:`open_replay`."""
+
+    def __init__(self, f: h5py.File, path: Path):
+        self.file, self.path = f, path
+        a = f.attrs
+        self.width, self.height = int(a["width"]), int(a["height"])
+        self.every = int(a["every"])
+        self.resource_max = float(a["resource_max"])
+        self.energy_max = float(a.get("energy_max", 1.0))
+        self.config_toml = str(a.get("config_toml", ""))
+        self.n_frames = _committed(f)
+        fr = f["frames"]
+        self.steps = fr["step"][: self.n_frames]
+        self.starts = fr["start"][: self.n_frames]
+        self.counts = fr["count"][: self.n_frames]
+        self._ag = {name: f["agents"][name] for name, _, _ in COLUMNS}
+        self._res = fr["resource"]
+
+    def __len__(self) -> int:
+        return self.n_frames
+
+    def index_of_step(self, step: int) -> int:
+        """The last frame recorded at or before ``step`` (0 when ``step`` is before the first)."""
+        return max(0, int(np.searchsorted(self.steps, step, side="right")) - 1)
+
+    def frame(self, i: int) -> Frame:
+        if not 0 <= i < self.n_frames:
+            raise IndexError(f"frame {i} out of range (the replay has {self.n_frames} frames)")
+        a, b = int(self.starts[i]), int(self.starts[i] + self.counts[i])
+        c = {name: d[a:b] for name, d in self._ag.items()}
+        size = np.array([self.width, self.height], dtype=np.float32)
+        pos = np.stack([c["x"], c["y"]], axis=1).astype(np.float32) * (size / np.float32(65536.0))
+        return Frame(int(self.steps[i]), c["id"], pos,
+                     c["heading"].astype(np.float32) * np.float32(TWO_PI / 256.0),
+                     c["energy"].astype(np.float32), c["age"].astype(np.int64),
+                     c["species"].astype(np.int64), c["action"].astype(np.float32) / 127.0,
+                     self._res[i].astype(np.float32) * np.float32(self.resource_max / 255.0))
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> Replay:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def open_replay(path: str | Path) -> Replay:
+    """Open ``replay.h5`` (or a run folder holding one) for reading.
+
+    Raises:
+        FileFormatError: the file is missing, not HDF5, truncated, foreign or of a newer schema.
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / "replay.h5"
+    if not p.exists():
+        raise FileFormatError(str(p), "no such file")
+    try:
+        f = h5py.File(p, "r")
+    except OSError:
+        try:  # a writer still running, or killed, in SWMR mode
+            f = h5py.File(p, "r", swmr=True)
+        except OSError as e:
+            raise FileFormatError(str(p), f"not a readable HDF5 file (truncated or foreign): {e}") from None
+    try:
+        _check_format(f, p)
+        replay = Replay(f, p)
+    except (KeyError, OSError, ValueError) as e:
+        f.close()
+        raise FileFormatError(str(p), f"damaged replay: {e}") from None
+    except FileFormatError:
+        f.close()
+        raise
+    if replay.n_frames == 0:
+        f.close()
+        raise FileFormatError(str(p), "the replay holds no frames")
+    return replay
+
+
+# ------------------------------------------------------------------------------------ alife run
+def add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--replay-every", type=int, default=None, metavar="N",
+                        help="record a replay frame every N steps (default: [plugin.replay] every, else 2)")
+
+
+def recorder_for_run(run_dir: Path, args: argparse.Namespace, cfg: Any) -> ReplayRecorder:
+    every = getattr(args, "replay_every", None)
+    if every is None:
+        every = int(cfg.plugin.get("replay", {}).get("every", 2))
+    return ReplayRecorder(Path(run_dir) / "replay.h5", every=every)
