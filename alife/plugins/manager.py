@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 #: the built-in strategies and recorders, registered through the same hookimpl as any plugin
 BUILTIN_PLUGINS = (
     "alife.strategies.selection",
+    "alife.strategies.truncation",
     "alife.strategies.reproduction",
     "alife.strategies.mutation",
     "alife.strategies.mating",
