@@ -107,9 +107,11 @@ def alife_after_act(sim: Simulation, slots: torch.Tensor, actions: torch.Tensor)
     """Called after the brains (or a PettingZoo caller) chose this step's actions.
 
     :param sim: the simulation.
-    :param slots: ``[n]`` int64 slots of the agents that act.
-    :param actions: ``[n, 5]`` float32 in [-1, 1]: turn, speed, eat, attack, mate. A plugin may
-        edit it in place (for instance to add motor noise).
+    :param slots: ``[n]`` int64 slots of the living agents, the ones that act.
+    :param actions: ``[hw, 5]`` float32, one row per slot up to the high-water mark ``hw`` (rows
+        of empty slots included): turn, speed, eat, attack, mate, each meant to lie in [-1, 1];
+        the acting agents' rows are ``actions[slots]``. A plugin may edit it in place (for
+        instance ``actions[slots] += noise``); the engine clamps it to [-1, 1] afterwards.
     """
 
 

@@ -8,6 +8,7 @@ share plugins.
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -37,6 +38,25 @@ BUILTIN_PLUGINS = (
     "alife.strategies.mating",
     "alife.strategies.interaction",
 )
+
+
+def _torch() -> Any:
+    import torch
+
+    return torch
+
+
+def _is_tensor(x: Any) -> bool:
+    return isinstance(x, _torch().Tensor)
+
+
+def _describe(x: Any) -> str:
+    """A short description of a hook's return value for an error message."""
+    if _is_tensor(x):
+        return f"a {str(x.dtype).removeprefix('torch.')} tensor of shape {list(x.shape)}"
+    if isinstance(x, tuple):
+        return "(" + ", ".join(_describe(v) for v in x) + ")"
+    return f"{type(x).__name__} {x!r}"[:120]
 
 
 class PluginError(RuntimeError):
@@ -72,25 +92,52 @@ class PluginManager:
         self._blocked: set[str] = set()
         self._role_callers: dict[str, Any] = {}
         self.chosen: dict[str, str] = {}
-        self._impl_code: dict[Any, tuple[str, str]] = {}
+        self._impl_code: dict[Any, list[tuple[Any, str, str]]] = {}
+        self._paths: dict[str, str] = {}
+        self._winner: dict[str, str] = {}
 
     # ------------------------------------------------------------------ loading
     def register(self, plugin: Any, name: str | None = None, origin: str = "python") -> str:
+        """Register ``plugin`` under ``name``; the same object twice is registered once.
+
+        A different object under a name already taken is refused, naming both origins. Hook
+        functions are checked here, so a wrong argument name or a missing ``@hookimpl`` is
+        reported with the plugin's name instead of being ignored.
+        """
         name = name or getattr(plugin, "__name__", None) or repr(plugin)
         if name in self._blocked:
             return name
-        if self._pm.has_plugin(name) or self._pm.get_name(plugin) is not None:
+        existing = self._pm.get_name(plugin)
+        if existing is not None:
+            return existing
+        if self._pm.has_plugin(name):
             prev = self._info.get(name)
-            if prev is not None and prev.origin != origin:
-                raise PluginError(f"plugin {name!r} is loaded twice: from {prev.origin} and from {origin}")
-            return name
+            prev_origin = prev.origin if prev is not None else "?"
+            raise PluginError(f"plugin {name!r} is loaded twice: from {prev_origin} and from {origin}")
         strategies = _declared_strategies(plugin)
+        for attr in dir(plugin):
+            if attr.startswith("alife_") and callable(getattr(plugin, attr, None)) \
+                    and self._pm.parse_hookimpl_opts(plugin, attr) is None:
+                raise PluginError(f"plugin {name!r} ({origin}): {attr} is not decorated with "
+                                  "@alife.plugins.hookimpl, so it would never be called")
         try:
             self._pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as e:
+            detail = " ".join(str(e).split())
+            raise PluginError(f"plugin {name!r} ({origin}): {detail}") from None
         except ValueError as e:
             raise PluginError(f"plugin {name!r} ({origin}): {e}") from None
         hooks = sorted(h.name for h in self._pm.get_hookcallers(plugin) or [])
         self._info[name] = PluginInfo(name, origin, strategies, hooks)
+        return name
+
+    def free_name(self, name: str, plugin: Any) -> str:
+        """``name``, or ``name#2``, ``name#3``... when another object (a second instance of one
+        plugin class, say) already holds it."""
+        base, i = name, 1
+        while self._pm.has_plugin(name) and self._pm.get_plugin(name) is not plugin:
+            i += 1
+            name = f"{base}#{i}"
         return name
 
     def block(self, name: str) -> None:
@@ -133,16 +180,24 @@ class PluginManager:
             return name
         if not path.is_file():
             raise PluginError(f"plugin file {str(path)!r} does not exist")
-        modname = f"alife_plugin_{name}_{abs(hash(str(path.resolve()))):x}"
+        key = str(path.resolve())
+        if key in self._paths:  # the same file from two sources (say --plugins-dir and a world file)
+            return self._paths[key]
+        modname = f"alife_plugin_{name}_{abs(hash(key)):x}"
         spec = importlib.util.spec_from_file_location(modname, path)
         if spec is None or spec.loader is None:
             raise PluginError(f"plugin file {str(path)!r} is not a Python module")
         mod = importlib.util.module_from_spec(spec)
+        # a module must be in sys.modules while it runs (dataclasses, typing and pickle look it up);
+        # each load gets a fresh module object, so two simulations never share a file's state
+        sys.modules[modname] = mod
         try:
             spec.loader.exec_module(mod)
         except Exception as e:
+            sys.modules.pop(modname, None)
             raise PluginError(f"plugin file {str(path)!r} failed to load: {type(e).__name__}: {e}") from None
-        return self.register(mod, name, origin or str(path))
+        self._paths[key] = self.register(mod, name, origin or str(path))
+        return self._paths[key]
 
     def load_dir(self, directory: str | Path) -> list[str]:
         """``--plugins-dir DIR``: every ``*.py`` in DIR that does not start with ``_``."""
@@ -162,12 +217,13 @@ class PluginManager:
 
     # ------------------------------------------------------------------ roles
     def resolve(self, strategies: StrategiesSection) -> None:
-        """Pick one strategy per role; refuse unknown hooks, missing and doubly claimed roles."""
-        try:
-            self._pm.check_pending()
-        except pluggy.PluginValidationError as e:
-            raise PluginError(f"plugin {e.plugin_name!r}: {e} (is a hook name misspelled? see `alife plugins --hooks`)") from None
-        self._role_callers.clear()
+        """Pick one strategy per role; refuse unknown hooks, missing and doubly claimed roles.
+
+        A strategy plugin the world did not choose is unregistered, so none of its hooks (events
+        and wrappers included) fire: choosing a strategy switches the whole plugin on or off.
+        """
+        self._check_pending()
+        claims_by_role: dict[str, dict[str, list[str]]] = {}
         for role, hookname in ROLE_HOOKS.items():
             chosen = getattr(strategies, role)
             claims: dict[str, list[str]] = {}
@@ -177,11 +233,19 @@ class PluginManager:
                 info = self._info[impl.plugin_name]
                 claim = info.strategies.get(role, impl.plugin_name)
                 claims.setdefault(claim, []).append(impl.plugin_name)
+            for claim, names in claims.items():
+                if len(names) > 1:
+                    raise PluginError(
+                        f"role {role!r}: plugins {', '.join(repr(n) for n in names)} all claim strategy "
+                        f"{claim!r}; only one may (rename one, or leave one out with -p no:NAME)")
+            for info in self._info.values():
+                declared = info.strategies.get(role)
+                if declared is not None and info.name not in claims.get(declared, []):
+                    raise PluginError(f"plugin {info.name!r} declares strategy {role}={declared!r} in "
+                                      f"ALIFE_STRATEGIES but implements no {hookname}")
             if chosen not in claims:
                 offered = ", ".join(sorted(claims)) or "none"
                 raise PluginError(f"strategies.{role} = {chosen!r}: no loaded plugin provides it (offered: {offered})")
-            if len(claims[chosen]) > 1:
-                raise PluginError(f"role {role!r}: plugins {', '.join(claims[chosen])} all claim strategy {chosen!r}; only one may")
             for claim, names in claims.items():
                 for n in names:
                     if claim != chosen and role not in self._info[n].strategies:
@@ -189,30 +253,54 @@ class PluginManager:
                             f"role {role!r}: plugin {n!r} implements {hookname} but the world chose "
                             f"strategies.{role} = {chosen!r}; two plugins cannot play one role. "
                             f"Set strategies.{role} = {n!r}, or declare ALIFE_STRATEGIES = {{{role!r}: ...}} in it.")
-            winner = claims[chosen][0]
-            others = [self._pm.get_plugin(n) for c, ns in claims.items() for n in ns if n != winner]
-            self._role_callers[role] = self._pm.subset_hook_caller(hookname, remove_plugins=others)
+            claims_by_role[role] = claims
             self.chosen[role] = chosen
+            self._winner[role] = claims[chosen][0]
         for info in self._info.values():
             info.active = not info.strategies or any(self.chosen.get(r) == s for r, s in info.strategies.items())
+            if not info.active and self._pm.has_plugin(info.name):
+                self._pm.unregister(name=info.name)
+        self._role_callers.clear()
+        for role, claims in claims_by_role.items():
+            others = [self._pm.get_plugin(n) for ns in claims.values() for n in ns
+                      if n != self._winner[role] and self._pm.has_plugin(n)]
+            self._role_callers[role] = self._pm.subset_hook_caller(ROLE_HOOKS[role], remove_plugins=others)
         self._impl_code = {}
         for hc in self._pm.hook.__dict__.values():
             if isinstance(hc, pluggy.HookCaller):
                 for impl in hc.get_hookimpls():
                     code = getattr(impl.function, "__code__", None)
                     if code is not None:
-                        self._impl_code[code] = (impl.plugin_name, hc.name)
+                        self._impl_code.setdefault(code, []).append((impl.plugin, impl.plugin_name, hc.name))
+
+    def _check_pending(self) -> None:
+        """A hookimpl whose name matches no hookspec is a misspelling: refuse it, suggesting one."""
+        for name in dir(self._pm.hook):
+            hc = getattr(self._pm.hook, name)
+            if not isinstance(hc, pluggy.HookCaller) or hc.has_spec():
+                continue
+            for impl in hc.get_hookimpls():
+                if impl.optionalhook:
+                    continue
+                close = difflib.get_close_matches(name, [h for h in dir(hookspecs) if h.startswith("alife_")], n=1)
+                hint = f"did you mean {close[0]!r}?" if close else "see `alife plugins --hooks`"
+                raise PluginError(f"plugin {impl.plugin_name!r} implements unknown hook {name!r}; {hint}")
 
     def plugins(self) -> list[PluginInfo]:
+        """Every plugin loaded (inactive strategies included), in load order."""
         return list(self._info.values())
 
     # ------------------------------------------------------------------ calling
     def _blame(self, tb: TracebackType | None) -> tuple[str, str] | None:
+        """The innermost hook implementation in a traceback: ``(plugin name, hook name)``."""
         found = None
         while tb is not None:
-            hit = self._impl_code.get(tb.tb_frame.f_code)
-            if hit:
-                found = hit
+            hits = self._impl_code.get(tb.tb_frame.f_code)
+            if hits:
+                # one function can serve several plugins (two instances of a class): ``self`` tells
+                me = tb.tb_frame.f_locals.get("self")
+                hit = next((h for h in hits if h[0] is me), hits[0])
+                found = (hit[1], hit[2])
             tb = tb.tb_next
         return found
 
@@ -242,7 +330,17 @@ class PluginManager:
         self._call(self._pm.hook.alife_step_end, "alife_step_end", sim=sim, step=step)
 
     def resource_regrowth(self, sim: Any, step: int) -> list[Any]:
-        return self._call(self._pm.hook.alife_resource_regrowth, "alife_resource_regrowth", sim=sim, step=step)
+        out = self._call(self._pm.hook.alife_resource_regrowth, "alife_resource_regrowth", sim=sim, step=step)
+        shape = tuple(sim.world.resource.shape)
+        for f in out:
+            ok = (isinstance(f, int | float) and not isinstance(f, bool)) or (
+                _is_tensor(f) and (f.dim() == 0 or tuple(f.shape) == shape))
+            if not ok:
+                got = f"a tensor of shape {list(f.shape)}" if _is_tensor(f) else repr(f)
+                who = ", ".join(repr(i.plugin_name) for i in self._pm.hook.alife_resource_regrowth.get_hookimpls())
+                raise PluginError(f"hook alife_resource_regrowth (implemented by {who}) returned {got}; "
+                                  f"expected a number, a 0-d tensor or a {list(shape)} tensor")
+        return out
 
     def after_act(self, sim: Any, slots: torch.Tensor, actions: torch.Tensor) -> None:
         self._call(self._pm.hook.alife_after_act, "alife_after_act", sim=sim, slots=slots, actions=actions)
@@ -257,25 +355,53 @@ class PluginManager:
 
     def select_parents(self, sim: Any, slots: torch.Tensor, neighbours: torch.Tensor,
                        ready: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._required("selection", sim=sim, slots=slots, neighbours=neighbours, ready=ready)
+        out = self._required("selection", sim=sim, slots=slots, neighbours=neighbours, ready=ready)
+        if not (isinstance(out, tuple) and len(out) == 2 and all(_is_tensor(t) for t in out)
+                and out[0].dim() == 1 and out[0].shape == out[1].shape
+                and not out[0].is_floating_point() and not out[1].is_floating_point()):
+            self._bad_result("selection", out, "(parents, partners): two [k] integer tensors")
+        return out
 
     def mate(self, sim: Any, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        return self._required("mating", sim=sim, a=a, b=b)
+        out = self._required("mating", sim=sim, a=a, b=b)
+        if not (_is_tensor(out) and out.dtype == _torch().bool and tuple(out.shape) == tuple(a.shape)):
+            self._bad_result("mating", out, f"a [{a.numel()}] bool tensor")
+        return out
 
     def reproduce(self, sim: Any, parents: torch.Tensor, partners: torch.Tensor) -> torch.Tensor:
-        return self._required("reproduction", sim=sim, parents=parents, partners=partners)
+        out = self._required("reproduction", sim=sim, parents=parents, partners=partners)
+        self._check_genomes("reproduction", sim, out, parents.numel())
+        return out
 
     def mutate(self, sim: Any, genomes: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
-        return self._required("mutation", sim=sim, genomes=genomes, parents=parents)
+        out = self._required("mutation", sim=sim, genomes=genomes, parents=parents)
+        self._check_genomes("mutation", sim, out, genomes.shape[0])
+        return out
 
     def interact(self, sim: Any, attackers: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self._required("interaction", sim=sim, attackers=attackers, targets=targets)
+        out = self._required("interaction", sim=sim, attackers=attackers, targets=targets)
+        m = attackers.numel()
+        if not (isinstance(out, tuple) and len(out) == 2 and all(_is_tensor(t) for t in out)
+                and all(tuple(t.shape) == (m,) and t.is_floating_point() for t in out)):
+            self._bad_result("interaction", out, f"(damage, gain): two [{m}] float tensors")
+        return out
 
     def _required(self, role: str, **kwargs: Any) -> Any:
         out = self._role(role, **kwargs)
         if out is None:
-            raise PluginError(f"role {role!r}: strategy {self.chosen[role]!r} returned None ({ROLE_HOOKS[role]})")
+            raise PluginError(f"role {role!r}: strategy {self.chosen[role]!r} (plugin "
+                              f"{self._winner[role]!r}) returned None from {ROLE_HOOKS[role]}")
         return out
+
+    def _check_genomes(self, role: str, sim: Any, out: Any, k: int) -> None:
+        size = sim.layout.size
+        if not (_is_tensor(out) and tuple(out.shape) == (k, size) and out.is_floating_point()):
+            self._bad_result(role, out, f"a [{k}, {size}] float tensor of genomes")
+
+    def _bad_result(self, role: str, out: Any, expected: str) -> None:
+        got = _describe(out)
+        raise PluginError(f"plugin {self._winner[role]!r} (strategy {role}={self.chosen[role]!r}) "
+                          f"returned {got} from {ROLE_HOOKS[role]}; expected {expected}")
 
     def agents_born(self, sim: Any, births: Births) -> None:
         self._call(self._pm.hook.alife_agents_born, "alife_agents_born", sim=sim, births=births)
@@ -302,7 +428,7 @@ def build_manager(strategies: StrategiesSection, *, world_plugins: list[str] = (
     for spec in world_plugins:
         pm.load_spec(spec, world_base_dir, f"{world_source} plugins")
     for p in extra:
-        pm.register(p, getattr(p, "__name__", None) or type(p).__name__, "python")
+        pm.register(p, pm.free_name(getattr(p, "__name__", None) or type(p).__name__, p), "python")
     pm.resolve(strategies)
     return pm
 
