@@ -280,14 +280,18 @@ class Replay:
         if not 0 <= i < self.n_frames:
             raise IndexError(f"frame {i} out of range (the replay has {self.n_frames} frames)")
         a, b = int(self.starts[i]), int(self.starts[i] + self.counts[i])
-        c = {name: d[a:b] for name, d in self._ag.items()}
+        try:
+            c = {name: d[a:b] for name, d in self._ag.items()}
+            res = self._res[i]
+        except (OSError, ValueError) as e:
+            raise FileFormatError(str(self.path), f"frame {i} cannot be read (truncated?): {e}") from None
         size = np.array([self.width, self.height], dtype=np.float32)
         pos = np.stack([c["x"], c["y"]], axis=1).astype(np.float32) * (size / np.float32(65536.0))
         return Frame(int(self.steps[i]), c["id"], pos,
                      c["heading"].astype(np.float32) * np.float32(TWO_PI / 256.0),
                      c["energy"].astype(np.float32), c["age"].astype(np.int64),
                      c["species"].astype(np.int64), c["action"].astype(np.float32) / 127.0,
-                     self._res[i].astype(np.float32) * np.float32(self.resource_max / 255.0))
+                     res.astype(np.float32) * np.float32(self.resource_max / 255.0))
 
     def close(self) -> None:
         self.file.close()
@@ -329,6 +333,12 @@ def open_replay(path: str | Path) -> Replay:
     if replay.n_frames == 0:
         f.close()
         raise FileFormatError(str(p), "the replay holds no frames")
+    try:  # a truncated file often opens; its last frame does not read
+        replay.frame(0)
+        replay.frame(replay.n_frames - 1)
+    except FileFormatError:
+        f.close()
+        raise
     return replay
 
 
