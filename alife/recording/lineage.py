@@ -21,7 +21,7 @@ import argparse
 import json
 import os
 import warnings
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -154,7 +154,7 @@ class LineageRecorder:
             "commit_every": self.commit_every,
             "genome_cadence": self.genome_spec,
             "series_every": self.series_every,
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "resumes": [],
         }
 

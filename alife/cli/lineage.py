@@ -1,0 +1,113 @@
+"""``alife lineage FILE summary | ancestry ID | species | export | plot``: read a lineage file."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from alife.errors import UserError
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("lineage", help="summarise, query, export and plot a lineage.h5 file",
+                       description="Read a lineage file written by `alife run` (<run>/lineage.h5).")
+    p.add_argument("file", help="a lineage.h5 file (or a run folder holding one)")
+    acts = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    acts.add_parser("summary", help="counts, the MRCA of the living, diversity measures")
+    a = acts.add_parser("ancestry", help="the line of descent of an agent, back to its root")
+    a.add_argument("id", type=int, help="agent id")
+    a.add_argument("--all-parents", action="store_true", help="every ancestor through either parent")
+    acts.add_parser("species", help="the species table: parent, origin, extinction, births")
+    e = acts.add_parser("export", help="write a phylogeny file other tools read")
+    e.add_argument("--format", choices=("alife-csv", "newick"), default="alife-csv")
+    e.add_argument("--level", choices=("agent", "species"), default="agent")
+    e.add_argument("--living", action="store_true", help="only the living and their ancestors")
+    e.add_argument("--first-parent", action="store_true",
+                   help="keep only the parent that reproduced (a tree even when agents mate)")
+    e.add_argument("-o", "--out", required=True, help="output file")
+    pl = acts.add_parser("plot", help="PNG plots: population and species, Muller, survivors' phylogeny, activity")
+    pl.add_argument("-o", "--out", required=True, help="output folder")
+    pl.add_argument("--seed", type=int, default=0, help="seed of the neutral shadow (default 0)")
+    p.set_defaults(func=lineage_command)
+
+
+def _path(arg: str) -> Path:
+    p = Path(arg)
+    return p / "lineage.h5" if p.is_dir() else p
+
+
+def lineage_command(args: argparse.Namespace) -> int:
+    import alife.lineage
+
+    lin = alife.lineage.open(_path(args.file))
+    return {"summary": _summary, "ancestry": _ancestry, "species": _species, "export": _export,
+            "plot": _plot}[args.action](lin, args)
+
+
+def _summary(lin: Any, args: argparse.Namespace) -> int:
+    from alife.lineage import analysis
+
+    a = lin.attrs
+    n_roots = int((lin.parent_ids[:, 0] < 0).sum())
+    births = len(lin.ids) - n_roots
+    sp = lin.species
+    print(f"{lin.path}: world {a.get('world_name')}  seed {a.get('seed')}  schema {a.get('schema_version')}"
+          f"  committed through step {lin.last_step}")
+    print(f"agents: {len(lin.ids)} ({n_roots} roots at step {a.get('root_step')}, {births} births), "
+          f"{len(lin.deaths)} deaths, {int(lin.living_mask.sum())} living")
+    causes = lin.deaths["cause"].value_counts()
+    print("deaths by cause: " + ", ".join(f"{k} {v}" for k, v in causes.items() if v))
+    print(f"species: {len(sp)} ever, {int(sp['extinction_step'].isna().sum())} extant")
+    m = lin.mrca()
+    if m is None:
+        print("MRCA of the living: none (they descend from different roots)")
+    else:
+        print(f"MRCA of the living: agent {m['id']} born at step {m['step']}, {m['depth']} generations "
+              f"below its root, {m['generations_to_living']:.1f} generations above the living")
+    if lin.living_mask.any():
+        pd_, mpd = analysis.phylogenetic_diversity(lin), analysis.mean_pairwise_distance(lin)
+        print(f"phylogenetic diversity of the living: {pd_:.0f} steps; mean pairwise distance: {mpd:.1f} steps")
+    lod = lin.line_of_descent()
+    if len(lod):
+        print(f"line of descent of the most abundant living lineage: {len(lod)} agents, "
+              f"root {int(lod['id'].iloc[0])} -> living {int(lod['id'].iloc[-1])}")
+    return 0
+
+
+def _ancestry(lin: Any, args: argparse.Namespace) -> int:
+    try:
+        df = lin.ancestry(args.id, all_parents=args.all_parents)
+    except KeyError:
+        raise UserError(f"{lin.path}: no agent with id {args.id}") from None
+    print(df.to_string(index=False))
+    return 0
+
+
+def _species(lin: Any, args: argparse.Namespace) -> int:
+    import numpy as np
+
+    sp = lin.species.copy()
+    sp["births"] = np.bincount(lin.species_of, minlength=len(sp))[: len(sp)]
+    sp["living"] = np.bincount(lin.species_of[lin.living_mask], minlength=len(sp))[: len(sp)]
+    print(sp.to_string(index=False))
+    return 0
+
+
+def _export(lin: Any, args: argparse.Namespace) -> int:
+    from alife.lineage import export
+
+    write = export.write_alife_csv if args.format == "alife-csv" else export.write_newick
+    n = write(lin, args.out, level=args.level, living_only=args.living, first_parent=args.first_parent)
+    print(f"wrote {n} taxa to {args.out}")
+    return 0
+
+
+def _plot(lin: Any, args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from alife.lineage import plots
+
+    for path in plots.plot_all(lin, args.out, rng=np.random.default_rng(args.seed)):
+        print(path)
+    return 0

@@ -1,0 +1,185 @@
+"""Plots of a lineage file, as PNG (matplotlib, Agg backend): what a paper would print.
+
+* ``population.png``: population, species present and genetic diversity over time.
+* ``muller.png``: a Muller plot of species frequencies; each daughter species emerges from inside
+  its parent's band (Muller 1932, "Some genetic aspects of sex", Am. Nat. 66: 118-138; the nested
+  layout of Farahpour et al. 2018, "Trade-off shapes diversity in eco-evolutionary dynamics",
+  eLife 7: e36273, and the ``ggmuller`` R package).
+* ``phylogeny.png``: the species phylogeny of the survivors, on a time axis.
+* ``activity.png``: Bedau-Packard activity waves of species and the run's cumulative and new
+  activity against a neutral shadow (see :mod:`alife.lineage.analysis`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from alife.lineage import analysis, tree
+from alife.lineage.reader import LineageFile
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.dpi": 150, "font.size": 9, "axes.spines.top": False,
+                         "axes.spines.right": False, "axes.titlesize": 10})
+    return plt
+
+
+def species_colours(parent: np.ndarray) -> np.ndarray:
+    """An RGB colour per species: one hue per founding lineage (tab10), lightness varied by
+    species id so sister species differ."""
+    import matplotlib
+
+    root = tree.roots_of(parent)
+    founders = np.unique(root)
+    base = matplotlib.colormaps["tab10"](np.searchsorted(founders, root) % 10)[:, :3]
+    shade = (np.arange(parent.size) * 0.6180339887) % 1.0  # golden-ratio spread
+    shade = np.where(parent < 0, 0.5, shade)
+    light = 0.55 + 0.7 * (shade - 0.5)
+    return np.clip(np.where(light[:, None] < 1, base * light[:, None] * 1.3,
+                            base + (1 - base) * (light[:, None] - 1)), 0, 1)
+
+
+def muller_order(parent: np.ndarray) -> list[tuple[int, float]]:
+    """Bands bottom to top as ``(species, share of its abundance)``: a species with daughters is
+    split in two halves around them, so each daughter appears inside its parent."""
+    kids, start = tree.children_index(parent)
+    out: list[tuple[int, float]] = []
+    stack: list[tuple[int, bool]] = [(int(r), False) for r in np.flatnonzero(parent < 0)[::-1]]
+    while stack:  # one iteration per species band
+        s, closing = stack.pop()
+        ch = kids[start[s]:start[s + 1]]
+        if closing:
+            out.append((s, 0.5))
+        elif ch.size:
+            out.append((s, 0.5))
+            stack.append((s, True))
+            stack.extend((int(c), False) for c in ch[::-1])
+        else:
+            out.append((s, 1.0))
+    return out
+
+
+def plot_population(lin: LineageFile, out: Path) -> Path:
+    plt = _plt()
+    s = lin.series
+    fig, axes = plt.subplots(3, 1, figsize=(6.5, 5.5), sharex=True, constrained_layout=True)
+    axes[0].plot(s.index, s["population"], color="#1b4f72", lw=1)
+    axes[0].set_ylabel("population")
+    axes[1].plot(s.index, s["species_count"], color="#7d3c98", lw=1)
+    axes[1].set_ylabel("species present")
+    axes[2].plot(s.index, s["diversity"], color="#117a65", lw=1)
+    axes[2].set_ylabel("genetic diversity\n(mean per-locus s.d.)")
+    axes[2].set_xlabel("step")
+    axes[0].set_title(f"{lin.attrs.get('world_name', '')}, seed {lin.attrs.get('seed', '')}")
+    path = out / "population.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_muller(lin: LineageFile, out: Path) -> Path:
+    plt = _plt()
+    grid, ab = lin.abundance()
+    parent = lin.data["species/parent"]
+    total = ab.sum(axis=0).astype(np.float64)
+    freq = ab / np.maximum(total, 1)[None, :]
+    order = muller_order(parent)
+    colours = species_colours(parent)
+    fig, ax = plt.subplots(figsize=(7, 3.8), constrained_layout=True)
+    bands = np.array([freq[s] * share for s, share in order]) if order else np.zeros((0, grid.size))
+    ax.stackplot(grid, bands, colors=[colours[s] for s, _ in order], linewidth=0)
+    ax.set_xlim(grid[0], grid[-1])
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("frequency")
+    ax.set_title(f"Muller plot of species ({len(parent)} species; colour = founding lineage)")
+    path = out / "muller.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_phylogeny(lin: LineageFile, out: Path) -> Path:
+    plt = _plt()
+    sp = lin.species
+    parent = sp["parent"].to_numpy()
+    origin = sp["origin_step"].to_numpy().astype(np.float64)
+    ext = sp["extinction_step"].to_numpy(dtype=np.float64, na_value=np.nan)
+    extant = np.isnan(ext)
+    end = np.where(extant, lin.last_step, ext)
+    keep = tree.ancestors_mask(parent, np.flatnonzero(extant))
+    # y: leaves in depth-first order; an inner species sits at the mean of its kept children
+    sub_parent = np.where(keep & (parent >= 0) & keep[np.maximum(parent, 0)], parent, -1)
+    sub_parent[~keep] = -2
+    order = [s for s, share in muller_order(np.where(sub_parent == -2, -1, sub_parent)) if keep[s] and share == 1.0]
+    y = np.full(parent.size, np.nan)
+    y[order] = np.arange(len(order))
+    depth = tree.depths(np.maximum(sub_parent, -1))
+    for level in sorted(set(depth[keep].tolist()), reverse=True):  # one pass per tree level
+        nodes = np.flatnonzero(keep & (depth == level) & (sub_parent >= 0))
+        sums = np.bincount(sub_parent[nodes], weights=y[nodes], minlength=parent.size)
+        cnt = np.bincount(sub_parent[nodes], minlength=parent.size)
+        inner = (cnt > 0) & np.isnan(y)
+        y[inner] = sums[inner] / cnt[inner]
+    colours = species_colours(parent)
+    fig, ax = plt.subplots(figsize=(7, max(2.5, min(9, 0.18 * len(order) + 1.5))), constrained_layout=True)
+    kept = np.flatnonzero(keep)
+    ax.hlines(y[kept], origin[kept], end[kept], colors=colours[kept], lw=1.6)
+    child = kept[sub_parent[kept] >= 0]
+    ax.vlines(origin[child], y[sub_parent[child]], y[child], colors="0.55", lw=0.7)
+    tips = kept[extant[kept]]
+    ax.scatter(end[tips], y[tips], s=8, color=colours[tips], zorder=3)
+    if tips.size <= 40:
+        for s in tips:
+            ax.annotate(f"#{s}", (end[s], y[s]), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+    ax.set_yticks([])
+    ax.spines["left"].set_visible(False)
+    ax.set_xlabel("step")
+    ax.set_title(f"Phylogeny of the surviving species ({tips.size} extant, {kept.size} on their lines)")
+    path = out / "phylogeny.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_activity(lin: LineageFile, out: Path, rng: np.random.Generator) -> Path:
+    plt = _plt()
+    r = analysis.evolutionary_activity(lin, rng)
+    grid, act, ab = r["grid"], r["activity"], r["abundance"]
+    fig, axes = plt.subplots(3, 1, figsize=(6.5, 7), sharex=True, constrained_layout=True)
+    colours = species_colours(lin.data["species/parent"])
+    for s in range(act.shape[0]):  # one line per species (a plot, not a per-step path)
+        alive = ab[s] > 0
+        if alive.any():
+            axes[0].plot(grid[alive], act[s, alive], color=colours[s], lw=0.8)
+    axes[0].axhline(r["threshold"], color="k", ls="--", lw=0.8, label=f"neutral threshold a0 = {r['threshold']:.3g}")
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("species activity a_i(t)")
+    axes[0].legend(frameon=False, loc="upper left")
+    axes[0].set_title("Evolutionary activity (Bedau & Packard) against a neutral shadow")
+    for key, label, ax in (("cumulative", "total cumulative activity", axes[1]),
+                           ("new", "new activity A_new(t)", axes[2])):
+        ax.plot(grid, r["real"][key], color="#c0392b", lw=1, label="run")
+        ax.plot(grid, r["shadow"][key], color="0.45", lw=1, label="neutral shadow")
+        ax.set_ylabel(label)
+        ax.legend(frameon=False, loc="upper left")
+    axes[2].set_xlabel("step")
+    path = out / "activity.png"
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_all(lin: LineageFile, out: str | Path, rng: np.random.Generator) -> list[Path]:
+    """Write every plot into ``out``; returns their paths."""
+    d = Path(out)
+    d.mkdir(parents=True, exist_ok=True)
+    return [plot_population(lin, d), plot_muller(lin, d), plot_phylogeny(lin, d), plot_activity(lin, d, rng)]
