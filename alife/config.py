@@ -45,7 +45,10 @@ class WorldSection:
     capacity: int = _f(8192, "agent slots: a memory bound; births past it are refused and counted", lo=2, hi=1 << 22)
     initial_agents: int = _f(600, "agents placed at step 0", lo=1, hi=1 << 22)
     initial_species: int = _f(4, "founder species among the initial agents (kin tags drawn around each founder)", lo=1, hi=1 << 16)
-    max_neighbours_per_cell: int = _f(6, "agents per sensing cell considered when looking for the nearest agent", lo=1, hi=64)
+    max_neighbours_per_cell: int = _f(4, "agents per sensing cell considered when looking for the nearest agent", lo=1, hi=64)
+    extinction: str = _f("stop", "when the population dies out: stop (end the run with a summary), reseed "
+                         "(place initial_agents again from the genomes of the last agents that died) or "
+                         "inject (place initial_agents random genomes)", choices=("stop", "reseed", "inject"))
 
 
 @dataclass
@@ -120,8 +123,10 @@ class TaskSection:
     eval_seeds: str = _f("fresh", "training episode seeds: new each generation, or the same every generation", choices=("fresh", "fixed"))
     heldout_episodes: int = _f(100, "held-out seeded episodes the best genome is scored on (seeds disjoint from training)", lo=1, hi=1 << 20)
     heldout_every: int = _f(0, "also score the best genome on the held-out episodes every K generations (0: only at the end)", lo=0, hi=1 << 30)
-    threshold: float = _f(math.nan, "score to report steps and time to (population mean); nan: the env's reward_threshold")
-    stop_at_threshold: bool = _f(True, "stop once the population mean reaches the threshold")
+    threshold: float = _f(math.nan, "score to report steps and time to; nan: the env's reward_threshold")
+    threshold_on: str = _f("best", "what must reach the threshold: the best genome by training fitness, confirmed on `confirm_episodes` training episodes, or a generation's population mean", choices=("best", "population"))
+    confirm_episodes: int = _f(5, "training episodes (counted in env steps) behind a best genome's fitness before it counts as reaching the threshold", lo=1, hi=1 << 16)
+    stop_at_threshold: bool = _f(True, "stop once the threshold is reached (see `threshold_on`)")
     elite: int = _f(1, "best genomes carried over unchanged (and re-evaluated) each generation", lo=0, hi=1 << 20)
     parents: int = _f(8, "truncation selection: children are drawn from the best `parents` genomes", lo=1, hi=1 << 20)
     crossover: float = _f(0.0, "probability that a child has a second parent (then `[strategies] mating` decides)", lo=0.0, hi=1.0)
@@ -177,6 +182,8 @@ _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "tru
 
 def _check_value(source: str, key: str, value: Any, typ: type, meta: dict) -> Any:
     if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        if abs(value) > 1e308:
+            raise ConfigError(source, key, f"expected a finite number, got an integer of {len(str(abs(value)))} digits")
         value = float(value)
     if typ is int and isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
         value = int(value)
@@ -245,6 +252,36 @@ def _cross_checks(cfg: WorldConfig) -> None:
     for k, v in cfg.plugin.items():
         if not isinstance(v, dict):
             raise ConfigError(s, f"plugin.{k}", f"expected a table [plugin.{k}], got {v!r}")
+
+
+def check_memory(cfg: WorldConfig, genome_size: int, available: int | None = None) -> None:
+    """Refuse a world whose arrays cannot fit in memory, before allocating them.
+
+    ``available`` defaults to the machine's available memory (``MemAvailable`` on Linux; no check
+    where that cannot be read)."""
+    w = cfg.world
+    slot_bytes = genome_size * 4 + 160  # genome row + the other slot arrays and the observation row
+    need = w.capacity * slot_bytes + w.width * w.height * 4
+    if available is None:
+        available = _available_memory()
+    if available is None or need <= available:
+        return
+    gib = 1 << 30
+    key = "world.capacity" if w.capacity * slot_bytes >= w.width * w.height * 4 else "world.width"
+    raise ConfigError(cfg.source, key,
+                      f"the world needs about {need / gib:.1f} GiB ({w.capacity} slots x {genome_size} genome "
+                      f"floats, a {w.width} x {w.height} field) but only {available / gib:.1f} GiB is available")
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
 
 
 def parse_override(text: str, source: str = "--set") -> tuple[str, Any]:

@@ -52,12 +52,15 @@ class Simulation:
         plugins_dirs: directories of single-file plugins (``--plugins-dir``).
         blocked: plugin names not to load (``-p no:NAME``).
         run_dir: the run folder recorders write into (``None``: no files).
+        before_start: called with the populated simulation before ``alife_sim_start`` fires;
+            :func:`alife.checkpoint.restore` overwrites the state and sets ``resume_step`` there.
     """
 
     def __init__(self, world: Any = None, *, seed: int | None = None, device: str | None = None,
                  overrides: dict[str, Any] | None = None, plugins: Iterable[Any] = (),
                  modules: Iterable[str] = (), plugins_dirs: Iterable[str | Path] = (),
-                 blocked: Iterable[str] = (), run_dir: str | Path | None = None):
+                 blocked: Iterable[str] = (), run_dir: str | Path | None = None,
+                 before_start: Callable[[Simulation], None] | None = None):
         ov = dict(overrides or {})
         if seed is not None:
             ov["seed"] = int(seed)
@@ -71,6 +74,7 @@ class Simulation:
         self.device = resolve_device(device if device is not None else cfg.device)
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
         self.layout = make_layout(cfg.brain)
+        config_mod.check_memory(cfg, self.layout.size)
         self.segment_index = self.layout.segment_index().to(self.device)
         self.tensor_index = self.layout.tensor_index().to(self.device)
         self.obs_names = obs_names(cfg.brain.tag_dim)
@@ -97,7 +101,12 @@ class Simulation:
         self._regrowth = self.hooks.has_impls("alife_resource_regrowth")
         self._closed = False
         self._started = time.perf_counter()
+        self._init_extinction_pool()
+        #: slots whose genome holds a NaN or Inf; such an agent dies with cause "invalid"
+        self._bad_genome = torch.zeros(cfg.world.capacity, dtype=torch.bool, device=self.device)
         self._populate()
+        if before_start is not None:
+            before_start(self)
         self.hooks.sim_start(self)
 
     # ------------------------------------------------------------------ set-up
@@ -168,6 +177,27 @@ class Simulation:
         self.close()
 
     # ------------------------------------------------------------------ the step
+    def _sense(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        st, n = self.world, self.world.hw
+        nb, off, dist = self.grid.nearest(st.pos[:n], st.alive[:n], self.config.agent.sense_radius)
+        tags = self.layout.view(st.genomes[:n], "compatibility.tag")
+        obs = observe(st, nb, off, dist, self.config, tags, self._obs)
+        self.last_observations = obs
+        return nb, off, dist, obs
+
+    def genomes_changed(self, slots: torch.Tensor | None = None) -> None:
+        """Tell the engine that genomes were written from outside (a plugin, a restore, a test):
+        it re-checks them for NaN/Inf, which makes their agents die with cause "invalid"."""
+        st = self.world
+        if slots is None:
+            self._bad_genome.copy_(~torch.isfinite(st.genomes).all(1))
+        else:
+            self._bad_genome[slots] = ~torch.isfinite(st.genomes[slots]).all(1)
+
+    def sense(self) -> torch.Tensor:
+        """Observations ``[hw, n_obs]`` (rows by slot) of the current state, as brains see them."""
+        return self._sense()[3]
+
     def step(self, actions: torch.Tensor | None = None) -> None:
         """Advance one step. ``actions`` (``[hw, 5]``, rows by slot) replaces the brains' choice."""
         cfg, st, a = self.config, self.world, self.config.agent
@@ -178,10 +208,10 @@ class Simulation:
         alive = st.alive[:n]
 
         # sense
-        nb, off, dist = self.grid.nearest(st.pos[:n], alive, a.sense_radius)
-        tags = self.layout.view(st.genomes[:n], "compatibility.tag")
-        obs = observe(st, nb, off, dist, cfg, tags, self._obs)
-        self.last_observations = obs
+        nb, off, dist, obs = self._sense()
+
+        # a NaN in a neighbour's genome or energy must not poison the agents that see it
+        obs.nan_to_num_(0.0, 0.0, 0.0)
 
         # act
         if actions is None:
@@ -190,7 +220,8 @@ class Simulation:
             act = actions[:n].to(self.device, torch.float32)
         if self._after_act:
             self.hooks.after_act(self, alive.nonzero().squeeze(1), act)
-        invalid = ~torch.isfinite(act).all(1) & alive
+        # genomes are checked where they change (birth, learning): see _bad_genome
+        invalid = (~torch.isfinite(act).all(1) | self._bad_genome[:n]) & alive
         act = torch.nan_to_num(act, 0.0, 0.0, 0.0).clamp_(-1.0, 1.0)
         st.last_action[:n] = act
         st.ready[:n] = (act[:, 4] > 0) & alive
@@ -254,9 +285,13 @@ class Simulation:
         if self._learn:
             live = st.alive[:n].nonzero().squeeze(1)
             self.hooks.learn(self, live, obs[live], act[live], (energy - energy_before)[live])
+            self._bad_genome[live] = ~torch.isfinite(st.genomes[live]).all(1)
 
         # reproduction
         self._reproduce(nb, dist, step)
+
+        if st.hw == 0 and cfg.world.extinction != "stop":
+            self._refill(step)
 
         # record
         st.step += 1
@@ -294,6 +329,12 @@ class Simulation:
             self.totals[f"deaths_{name}"] += int(counts[c])
         self.stats["deaths"] = k
         self.totals["deaths"] += k
+        if self._pool is not None:
+            self._remember(slots[cause != CAUSE_CODE["invalid"]])
+        bad = slots[cause == CAUSE_CODE["invalid"]]
+        if bad.numel():  # a dead slot's NaNs would still be read as "no neighbour" rows
+            st.genomes[bad] = 0.0
+            st.energy[bad] = 0.0
         st.alive[slots] = False
         st.ready[slots] = False
         st.ids[slots] = -1
@@ -342,6 +383,7 @@ class Simulation:
         st.lifetime_energy[free] = 0.0
         st.age[free] = 0
         st.genomes[free] = child
+        self._bad_genome[free] = ~torch.isfinite(child).all(1)
         st.ids[free] = ids
         st.parents[free, 0] = st.ids[parents]
         st.parents[free, 1] = torch.where(has2, st.ids[p2c], torch.full_like(ids, -1))
@@ -375,3 +417,109 @@ class Simulation:
             idx = new.nonzero().squeeze(1)
             species[idx] = st.add_species(tags[idx].clone(), parent_species[idx], step)
         return species
+
+    # ------------------------------------------------------------------ extinction policy
+    def _init_extinction_pool(self) -> None:
+        """``[world] extinction = "reseed"`` keeps the genomes of the last ``initial_agents`` agents
+        that died (not of cause "invalid") in a ring buffer: a bounded pool to refill from."""
+        self.totals.update(extinctions=0, reseeded=0)
+        self._pool: dict[str, torch.Tensor] | None = None
+        self._pool_n = self._pool_pos = 0
+        if self.config.world.extinction == "reseed":
+            b, dev = self.config.world.initial_agents, self.device
+            self._pool = {"genomes": torch.zeros(b, self.layout.size, device=dev),
+                          "ids": torch.full((b,), -1, dtype=torch.int64, device=dev),
+                          "species": torch.zeros(b, dtype=torch.int64, device=dev),
+                          "generation": torch.zeros(b, dtype=torch.int64, device=dev)}
+
+    def _remember(self, slots: torch.Tensor) -> None:
+        assert self._pool is not None
+        b, st = self._pool["ids"].shape[0], self.world
+        slots = slots[-b:]
+        m = slots.numel()
+        if m == 0:
+            return
+        at = (self._pool_pos + torch.arange(m, device=self.device)) % b
+        for name in ("genomes", "ids", "species", "generation"):
+            self._pool[name][at] = getattr(st, name)[slots]
+        self._pool_pos = (self._pool_pos + m) % b
+        self._pool_n = min(b, self._pool_n + m)
+
+    def _pool_order(self) -> torch.Tensor:
+        """Physical rows of the pool, oldest first."""
+        assert self._pool is not None
+        b = self._pool["ids"].shape[0]
+        return (self._pool_pos - self._pool_n + torch.arange(self._pool_n, device=self.device)) % b
+
+    def extinction_pool_arrays(self) -> dict[str, np.ndarray] | None:
+        """The reseed pool, oldest first, for checkpoints (``None`` unless extinction = reseed)."""
+        if self._pool is None:
+            return None
+        order = self._pool_order()
+        return {k: v[order].cpu().numpy() for k, v in self._pool.items()}
+
+    def restore_extinction_pool(self, arrays: dict[str, np.ndarray] | None) -> None:
+        """Put back a pool saved by :meth:`extinction_pool_arrays`."""
+        if self._pool is None:
+            return
+        b = self._pool["ids"].shape[0]
+        self._pool_n = self._pool_pos = 0
+        if not arrays:
+            return
+        m = min(b, len(arrays["ids"]))
+        for k, v in self._pool.items():
+            v[:m] = torch.from_numpy(np.asarray(arrays[k])[-m:] if m else np.asarray(arrays[k])[:0]).to(v)
+        self._pool_n, self._pool_pos = m, m % b
+
+    def _refill(self, step: int) -> None:
+        """The population died out: place ``initial_agents`` agents again, from the pool of
+        recently dead genomes (``reseed``; newest first) or random genomes (``inject``, or a
+        reseed with an empty pool). They are announced as births whose first parent is the agent
+        the genome came from (-1 for random genomes)."""
+        cfg, st, g, dev = self.config, self.world, self.generator, self.device
+        n, w = cfg.world.initial_agents, cfg.world
+        if self._pool is not None and self._pool_n > 0:
+            order = self._pool_order().flip(0)
+            rows = order[torch.arange(n, device=dev) % self._pool_n]
+            genomes = self._pool["genomes"][rows].clone()
+            parent = self._pool["ids"][rows].clone()
+            species = self._pool["species"][rows].clone()
+            generation = self._pool["generation"][rows] + 1
+            how = "extinction-reseed"
+        else:
+            genomes = init_genomes(self.layout, n, cfg.brain, cfg.mutation.sigma_init, g, dev)
+            k = min(w.initial_species, n)
+            founders = torch.randn(k, cfg.brain.tag_dim, generator=g, device=dev)
+            first = st.add_species(founders, torch.full((k,), -1, dtype=torch.int64, device=dev), step)
+            species = first[torch.arange(n, device=dev) % k]
+            tags = self.layout.view(genomes, "compatibility.tag")
+            tags.copy_(founders[torch.arange(n, device=dev) % k]
+                       + 0.05 * torch.randn(tags.shape, generator=g, device=dev))
+            parent = torch.full((n,), -1, dtype=torch.int64, device=dev)
+            generation = torch.zeros(n, dtype=torch.int64, device=dev)
+            how = "extinction-inject"
+        sl = slice(0, n)
+        ids = torch.arange(st.next_id, st.next_id + n, device=dev)
+        st.alive[sl] = True
+        st.ids[sl] = ids
+        st.pos[sl, 0] = torch.rand(n, generator=g, device=dev) * w.width
+        st.pos[sl, 1] = torch.rand(n, generator=g, device=dev) * w.height
+        st.heading[sl] = torch.rand(n, generator=g, device=dev) * (2 * math.pi)
+        st.energy[sl] = cfg.agent.initial_energy
+        st.lifetime_energy[sl] = 0.0
+        st.age[sl] = (torch.rand(n, generator=g, device=dev) * (cfg.agent.max_age // 2)).long()
+        st.species[sl] = species
+        st.genomes[sl] = genomes
+        st.parents[sl, 0] = parent
+        st.parents[sl, 1] = -1
+        st.generation[sl] = generation
+        st.children[sl] = 0
+        st.ready[sl] = False
+        st.last_action[sl] = 0.0
+        st.hw, st.next_id = n, st.next_id + n
+        self.totals["extinctions"] += 1
+        self.totals["reseeded"] += n
+        births = Births(step, ids.cpu().numpy(), np.arange(n), st.parents[sl].cpu().numpy(),
+                        species.cpu().numpy(), how)
+        self.last_births = births
+        self.hooks.agents_born(self, births)

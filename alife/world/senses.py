@@ -37,35 +37,36 @@ class NeighbourGrid:
         if n == 0:
             z = torch.zeros(0, device=dev)
             return torch.zeros(0, dtype=torch.int64, device=dev), z.view(0, 2), z
-        cx = (pos[:, 0] / self.cw).long().clamp_(0, self.gx - 1)
-        cy = (pos[:, 1] / self.ch).long().clamp_(0, self.gy - 1)
-        cell = cy * self.gx + cx
-        cell = torch.where(alive, cell, torch.full_like(cell, self.n_cells))
+        px, py = pos[:, 0].contiguous(), pos[:, 1].contiguous()
+        cx = (px / self.cw).long().clamp_(0, self.gx - 1)
+        cy = (py / self.ch).long().clamp_(0, self.gy - 1)
+        cell = torch.where(alive, cy * self.gx + cx, self.n_cells)
         sorted_cell, order = torch.sort(cell, stable=True)
         counts = torch.bincount(sorted_cell, minlength=self.n_cells + 1)
         starts = counts.cumsum(0) - counts
         rank = torch.arange(n, device=dev) - starts[sorted_cell]
         keep = (rank < self.m) & (sorted_cell < self.n_cells)
-        table = torch.full(((self.n_cells + 1) * self.m,), -1, dtype=torch.int64, device=dev)
+        # empty table entries point at row n, a sentinel far outside the world
+        table = torch.full(((self.n_cells + 1) * self.m,), n, dtype=torch.int64, device=dev)
         table[sorted_cell[keep] * self.m + rank[keep]] = order[keep]
         table = table.view(self.n_cells + 1, self.m)
+        far = torch.tensor([3.0 * (self.w + self.h)], device=dev)
+        pxs, pys = torch.cat([px, far]), torch.cat([py, far])
 
-        ncx = (cx.unsqueeze(1) + self.dx) % self.gx
-        ncy = (cy.unsqueeze(1) + self.dy) % self.gy
-        cand = table[ncy * self.gx + ncx].view(n, 9 * self.m)  # [n, 9M]
-        valid = (cand >= 0) & (cand != torch.arange(n, device=dev).unsqueeze(1))
-        cand_c = cand.clamp(min=0)
-        d = pos[cand_c] - pos.unsqueeze(1)  # [n, 9M, 2]
-        # torus: shortest offset
-        d[..., 0] -= self.w * torch.round(d[..., 0] / self.w)
-        d[..., 1] -= self.h * torch.round(d[..., 1] / self.h)
-        d2 = (d * d).sum(-1)
-        d2 = torch.where(valid, d2, torch.full_like(d2, math.inf))
+        ux, uy = cx.unsqueeze(1) + self.dx, cy.unsqueeze(1) + self.dy  # [n, 9]
+        # a block cell across the torus seam: shift candidates by one world size
+        sx = torch.where(ux < 0, -self.w, torch.where(ux >= self.gx, self.w, 0.0))
+        sy = torch.where(uy < 0, -self.h, torch.where(uy >= self.gy, self.h, 0.0))
+        cand = table[(uy % self.gy) * self.gx + (ux % self.gx)]  # [n, 9, M]
+        ddx = pxs[cand] + (sx - px.unsqueeze(1)).unsqueeze(2)
+        ddy = pys[cand] + (sy - py.unsqueeze(1)).unsqueeze(2)
+        d2 = (ddx * ddx + ddy * ddy).view(n, -1)
+        d2.masked_fill_(cand.view(n, -1) == torch.arange(n, device=dev).unsqueeze(1), math.inf)
         best, arg = d2.min(1)
-        seen = best <= radius * radius
-        j = cand.gather(1, arg.unsqueeze(1)).squeeze(1)
-        j = torch.where(seen & alive, j, torch.full_like(j, -1))
-        off = d.gather(1, arg.view(n, 1, 1).expand(n, 1, 2)).squeeze(1)
+        seen = (best <= radius * radius) & alive
+        j = torch.where(seen, cand.view(n, -1).gather(1, arg.unsqueeze(1)).squeeze(1), -1)
+        off = torch.stack([ddx.view(n, -1).gather(1, arg.unsqueeze(1)).squeeze(1),
+                           ddy.view(n, -1).gather(1, arg.unsqueeze(1)).squeeze(1)], dim=1)
         dist = best.clamp(max=radius * radius).sqrt()
         return j, off, dist
 

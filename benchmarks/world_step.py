@@ -1,0 +1,153 @@
+"""World-step throughput: native batched path, PettingZoo path, one-module-call-per-agent loop,
+and (when installed) MAgent2's C++ engine through the same PettingZoo API, measured side by side
+in one run.
+
+    python benchmarks/world_step.py --agents 10000 --json
+
+Agent-steps/s counts every living agent once per step, policy inference included (native and
+loop); the PettingZoo path feeds cached random actions, as the MAgent2 figure does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import time
+
+import numpy as np
+import torch
+
+import alife
+from alife.genome import ACTIONS
+
+
+def world_overrides(agents: int) -> dict:
+    # density and food such that the population holds near `agents` over the measured steps
+    side = max(32, int(math.sqrt(agents / 0.25)))
+    return {"world.width": side, "world.height": side, "world.initial_agents": agents,
+            "world.capacity": max(2 * agents, 64), "resource.initial": 1.0,
+            "agent.initial_energy": 4.0}
+
+
+def bench_native(agents: int, steps: int, seed: int) -> tuple[float, float]:
+    sim = alife.Simulation(seed=seed, device="cpu", overrides=world_overrides(agents))
+    for _ in range(3):
+        sim.step()
+    total, t0 = 0, time.perf_counter()
+    for _ in range(steps):
+        total += sim.population
+        sim.step()
+    dt = time.perf_counter() - t0
+    return total / dt, total / steps
+
+
+def bench_pettingzoo(agents: int, steps: int, seed: int) -> tuple[float, float]:
+    env = alife.make_env(seed=seed, overrides=world_overrides(agents), device="cpu")
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    cache = rng.uniform(-1, 1, size=(4096, len(ACTIONS))).astype(np.float32)
+    for _ in range(2):
+        env.step({a: cache[i % 4096] for i, a in enumerate(env.agents)})
+    total, t0 = 0, time.perf_counter()
+    for _ in range(steps):
+        total += len(env.agents)
+        env.step({a: cache[i % 4096] for i, a in enumerate(env.agents)})
+    dt = time.perf_counter() - t0
+    return total / dt, total / steps
+
+
+def bench_loop(agents: int, steps: int, seed: int) -> tuple[float, float]:
+    """The same world, but the policy runs as one ``nn.Module`` call per agent."""
+    sim = alife.Simulation(seed=seed, device="cpu", overrides=world_overrides(agents))
+    lay, h = sim.layout, sim.config.brain.hidden
+    net = torch.nn.Sequential(torch.nn.Linear(sim.n_obs, h), torch.nn.Tanh(),
+                              torch.nn.Linear(h, sim.n_act), torch.nn.Tanh())
+    total, t0 = 0, time.perf_counter()
+    with torch.no_grad():
+        for _ in range(steps):
+            st = sim.world
+            obs = sim.sense()
+            act = torch.zeros(st.hw, sim.n_act)
+            for s in st.alive_slots().tolist():  # the per-agent loop this benchmark measures
+                g = st.genomes[s:s + 1]
+                net[0].weight.copy_(lay.view(g, "policy.w1")[0])
+                net[0].bias.copy_(lay.view(g, "policy.b1")[0])
+                net[2].weight.copy_(lay.view(g, "policy.w2")[0])
+                net[2].bias.copy_(lay.view(g, "policy.b2")[0])
+                act[s] = net(obs[s])
+            total += sim.population
+            sim.step(act)
+    dt = time.perf_counter() - t0
+    return total / dt, total / steps
+
+
+def bench_magent2(map_size: int, steps: int, seed: int) -> tuple[float, float] | None:
+    try:
+        from magent2.environments import battle_v4
+    except ImportError:
+        return None
+    env = battle_v4.parallel_env(map_size=map_size, max_cycles=10**6)
+    env.reset(seed=seed)
+    rng = np.random.default_rng(seed)
+    n_act = env.action_space(env.agents[0]).n
+    cache = rng.integers(0, n_act, size=4096)
+    for _ in range(2):
+        env.step({a: int(cache[i % 4096]) for i, a in enumerate(env.agents)})
+    total, t0 = 0, time.perf_counter()
+    for _ in range(steps):
+        total += len(env.agents)
+        env.step({a: int(cache[i % 4096]) for i, a in enumerate(env.agents)})
+    dt = time.perf_counter() - t0
+    env.close()
+    return total / dt, total / steps
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), CPU"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--agents", type=int, default=10000)
+    ap.add_argument("--steps", type=int, default=60)
+    ap.add_argument("--pz-agents", type=int, default=None,
+                    help="agents for the PettingZoo path (default: --agents)")
+    ap.add_argument("--loop-steps", type=int, default=3)
+    ap.add_argument("--magent-map", type=int, nargs="*", default=[45, 80],
+                    help="MAgent2 battle_v4 map sizes (45: ~500 agents, 80: ~1,800)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    pz_agents = args.pz_agents or args.agents
+
+    res: dict = {"machine": machine(), "agents": args.agents}
+    res["native_agent_steps_per_s"], res["native_mean_population"] = bench_native(args.agents, args.steps, args.seed)
+    res["pettingzoo_agent_steps_per_s"], res["pettingzoo_mean_population"] = bench_pettingzoo(pz_agents, max(10, args.steps // 3), args.seed)
+    res["loop_agent_steps_per_s"], res["loop_mean_population"] = bench_loop(args.agents, args.loop_steps, args.seed)
+    for m in args.magent_map:
+        out = bench_magent2(m, max(10, args.steps // 3), args.seed)
+        if out is not None:
+            res[f"magent2_battle_v4_map{m}_agent_steps_per_s"], res[f"magent2_battle_v4_map{m}_mean_population"] = out
+    res["native_over_loop"] = res["native_agent_steps_per_s"] / res["loop_agent_steps_per_s"]
+    mag = [v for k, v in res.items() if k.startswith("magent2") and k.endswith("per_s")]
+    if mag:
+        res["pettingzoo_over_magent2_best"] = res["pettingzoo_agent_steps_per_s"] / max(mag)
+    res = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in res.items()}
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        for k, v in res.items():
+            print(f"{k:48s} {v:,}" if isinstance(v, (int, float)) else f"{k:48s} {v}")
+
+
+if __name__ == "__main__":
+    main()
