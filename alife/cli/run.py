@@ -107,6 +107,9 @@ def run_command(args: argparse.Namespace) -> int:
         raise UserError(f"--steps must be >= 0, got {args.steps}")
     overrides = parse_overrides(args.overrides)
     cfg = config_mod.load(args.world, overrides)
+    if cfg.task is not None:  # a [task] table: generational mode
+        from alife.generational.cli import run_task_command
+        return run_task_command(args, cfg)
     seed = cfg.seed if args.seed is None else args.seed
     if seed < 0:
         raise ConfigError("--seed", "seed", f"expected a value >= 0, got {seed}")

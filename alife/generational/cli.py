@@ -1,0 +1,83 @@
+"""``alife run`` for a world with a ``[task]`` table: a generational run and its run folder.
+
+The run folder holds ``summary.json`` (held-out score, generations, environment steps, wall
+time, per-generation history), ``population.h5`` (the final genomes, their training fitness and
+the layout table; no pickle), and ``lineage.h5`` when the lineage recorder is installed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from alife.config import ConfigError, WorldConfig
+from alife.errors import UserError
+
+
+def _lineage_recorder(run_dir: Path, args: argparse.Namespace, cfg: WorldConfig) -> list[Any]:
+    """Only the lineage recorder applies to a task run (a replay draws an ecology world)."""
+    from alife.cli.run import RECORDERS, _recorder_modules
+
+    off = set(args.no_record)
+    unknown = off - set(RECORDERS)
+    if unknown:
+        raise UserError(f"--no-record: unknown recorder(s) {sorted(unknown)}; known: {sorted(RECORDERS)}")
+    mod = _recorder_modules().get("lineage")
+    return [] if mod is None or "lineage" in off else [mod.recorder_for_run(run_dir, args, cfg)]
+
+
+def write_population(path: Path, run: Any) -> None:
+    """Final genomes, ids, training fitness and the layout table, as HDF5 arrays plus JSON."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.create_dataset("genomes", data=run.world.genomes.cpu().numpy())
+        f.create_dataset("ids", data=run.world.ids.cpu().numpy())
+        f.create_dataset("training_fitness", data=run.fitness.cpu().numpy())
+        f.attrs["layout"] = json.dumps(run.layout.to_table())
+        f.attrs["best_row"] = run.best_index()
+        f.attrs["env_id"] = run.task.env_id
+
+
+def run_task_command(args: argparse.Namespace, cfg: WorldConfig) -> int:
+    from alife.cli.run import split_plugin_args, versions
+    from alife.generational.runner import TaskRun
+
+    seed = cfg.seed if args.seed is None else args.seed
+    if seed < 0:
+        raise ConfigError("--seed", "seed", f"expected a value >= 0, got {seed}")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+    run_dir = Path(args.out) if args.out else Path("replays") / f"{cfg.name}-s{seed}-{stamp}"
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise UserError(f"run folder {str(run_dir)!r} already exists and is not empty; pick another --out")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    load, blocked = split_plugin_args(args.modules)
+    run = TaskRun(cfg, seed=seed, device=args.device, modules=load, blocked=blocked,
+                  plugins_dirs=args.plugins_dir, plugins=_lineage_recorder(run_dir, args, cfg),
+                  run_dir=run_dir)
+    summary = run.run(progress=not args.no_progress)
+    write_population(run_dir / "population.h5", run)
+    summary.update(run_dir=str(run_dir), world_source=cfg.source, versions=versions())
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print_task_summary(summary)
+    return 0
+
+
+def print_task_summary(s: dict[str, Any]) -> None:
+    print(f"task {s['env_id']}  world {s['world']}  seed {s['seed']}  device {s['device']}")
+    print(f"{s['generations']} generations of {s['population']}, {s['env_steps']} training env steps, "
+          f"{s['wall_time_s']:.1f} s wall")
+    if s["threshold"] is not None:
+        who = ("the population mean" if s["threshold_on"] == "population" else
+               f"the best genome by training fitness (on >= {s['confirm_episodes']} episodes)")
+        if s["reached_threshold"]:
+            print(f"{who} reached {s['threshold']:g} at generation {s['generations_to_threshold']} "
+                  f"after {s['env_steps_to_threshold']} env steps, {s['wall_to_threshold_s']:.2f} s")
+        else:
+            print(f"{who} never reached {s['threshold']:g} (best training fitness {s['best_training_fitness']:.1f})")
+    print(f"held-out: best genome by training fitness scores {s['heldout_mean']:.1f} "
+          f"+- {s['heldout_std']:.1f} over {s['heldout_episodes']} unseen seeded episodes")
+    print(f"run folder: {s['run_dir']}")

@@ -1,0 +1,102 @@
+"""Seeded episodes for a whole population, every policy batched in one forward pass per env step.
+
+A pool of gymnasium environments (made once, reused every generation) plays one episode per row:
+row ``b`` runs the policy in genome row ``b`` from ``env.reset(seed=seeds[b])``. Each step, the
+observations of every still-running episode are stacked and all policies act in one batched
+forward pass (:func:`alife.generational.policy.act`); gymnasium environments step one at a time,
+as ``SyncVectorEnv`` does, since the simulators themselves are scalar. Episodes end on
+``terminated`` or ``truncated``; no autoreset, so each row is exactly one seeded episode.
+
+Training and held-out episodes draw from disjoint seed ranges (:func:`training_seeds`,
+:func:`heldout_seeds`): the Neural Mutator prototype's evaluation episodes were unseeded, and its
+"best" was a max over noisy means (``../shared/DESIGN.md``); here every episode is reproducible and
+the held-out score is never seen by selection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from alife.config import ConfigError
+from alife.generational.policy import PolicySpec, act, policy_spec
+
+#: held-out episode seeds are HELDOUT_BASE + i; training seeds are drawn below it, so the two never meet
+HELDOUT_BASE = 1 << 31
+
+
+def training_seeds(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` training episode seeds in ``[0, HELDOUT_BASE)``."""
+    return rng.integers(0, HELDOUT_BASE, size=n, dtype=np.int64)
+
+
+def heldout_seeds(n: int) -> np.ndarray:
+    """The ``n`` held-out episode seeds: the same for every run and method, so scores compare."""
+    return HELDOUT_BASE + np.arange(n, dtype=np.int64)
+
+
+def make_env(env_id: str, max_episode_steps: int = 0, source: str = "task") -> Any:
+    """``gymnasium.make`` with errors a user can act on (unknown id, missing extra)."""
+    import gymnasium as gym
+
+    kwargs: dict[str, Any] = {"disable_env_checker": True}
+    if max_episode_steps:
+        kwargs["max_episode_steps"] = max_episode_steps
+    if not env_id:
+        raise ConfigError(source, "task.env_id", "empty; set a gymnasium id such as \"CartPole-v1\"")
+    try:
+        return gym.make(env_id, **kwargs)
+    except gym.error.DependencyNotInstalled as e:
+        raise ConfigError(source, "task.env_id", f"{env_id!r} needs an extra package: {e}") from None
+    except gym.error.Error as e:
+        raise ConfigError(source, "task.env_id", f"{env_id!r} is not a gymnasium environment: {e}") from None
+
+
+class EpisodePool:
+    """Environments for one task, grown on demand, and the batched episode loop over them."""
+
+    def __init__(self, env_id: str, max_episode_steps: int = 0, source: str = "task"):
+        self.env_id, self.max_episode_steps, self.source = env_id, max_episode_steps, source
+        self.envs = [make_env(env_id, max_episode_steps, source)]
+        first = self.envs[0]
+        self.spec: PolicySpec = policy_spec(first.observation_space, first.action_space)
+        self.reward_threshold = getattr(first.spec, "reward_threshold", None) if first.spec else None
+
+    def _grow(self, n: int) -> None:
+        while len(self.envs) < n:
+            self.envs.append(make_env(self.env_id, self.max_episode_steps, self.source))
+
+    def play(self, genomes: torch.Tensor, layout: Any, seeds: np.ndarray,
+             mapping: str = "tanh") -> tuple[np.ndarray, int]:
+        """Play one episode per row of ``genomes`` (``[B, size]``) from ``seeds`` (``[B]``).
+
+        Returns the ``[B]`` undiscounted returns (float64) and the number of environment steps taken.
+        """
+        b = genomes.shape[0]
+        self._grow(b)
+        envs = self.envs[:b]
+        first = [env.reset(seed=int(s))[0] for env, s in zip(envs, seeds, strict=True)]
+        obs = np.stack([np.asarray(o) for o in first])
+        returns = np.zeros(b, dtype=np.float64)
+        active = np.arange(b)
+        steps = 0
+        while active.size:
+            idx = torch.from_numpy(active).to(genomes.device)
+            x = torch.from_numpy(obs[active]).to(genomes.device)
+            actions = act(genomes.index_select(0, idx), layout, self.spec, x, mapping)
+            keep = np.ones(active.size, dtype=bool)
+            for j, i in enumerate(active):
+                o, r, terminated, truncated, _ = envs[i].step(actions[j])
+                returns[i] += float(r)
+                obs[i] = o
+                keep[j] = not (terminated or truncated)
+            steps += active.size
+            active = active[keep]
+        return returns, steps
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+        self.envs.clear()

@@ -1,0 +1,340 @@
+"""Generational mode: evolve a population of genomes on a gymnasium task.
+
+Each generation every genome's policy plays the same ``task.episodes`` seeded episodes (common
+random numbers: differences in fitness are differences in policy, not in luck of the draw), all
+policies batched in one forward pass per step (:mod:`alife.generational.episodes`); fitness is the
+mean return. Then the run calls the same role hooks as an ecology world: ``selection`` chooses
+parents, ``mating`` accepts or refuses pairs, ``reproduction`` makes children and calls
+``mutation``. ``task.elite`` best genomes are carried over unchanged and re-evaluated, their
+fitness a running mean over every episode they have played, so a lucky draw does not keep a
+genome at the top. Mutate-and-select as a noisy gradient step is the model of
+``../shared/seeds/natural-selection-and-gradient-descent.md``.
+
+The strategy plugins read ``sim.world.genomes``, ``sim.layout``, ``sim.segment_index``,
+``sim.tensor_index``, ``sim.generator``, ``sim.config`` and ``sim.hooks``; :class:`TaskRun` offers
+those names, so the same plugins run unchanged. Births and deaths are fired as
+``alife_agents_born`` / ``alife_agents_died`` with a generation number as the step.
+
+Honest evaluation: the result is the best genome *by training fitness* scored on
+``task.heldout_episodes`` held-out seeded episodes (seeds disjoint from training), at the end and
+every ``task.heldout_every`` generations; never the max over noisy training means.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from alife import config as config_mod
+from alife.config import ConfigError, WorldConfig
+from alife.events import CAUSE_CODE, Births, Deaths
+from alife.generational.episodes import EpisodePool, heldout_seeds, training_seeds
+from alife.generational.policy import init_conv, task_layout
+from alife.genome import init_genomes
+from alife.plugins.manager import PluginManager, build_manager
+
+
+@dataclasses.dataclass
+class Population:
+    """``sim.world`` in generational mode: one row per genome, slot = row.
+
+    It carries the names the lineage recorder reads from an ecology world; in task mode
+    ``lifetime_energy`` and ``energy`` hold each genome's training fitness (mean return), and
+    there is one species (no speciation between generations).
+    """
+
+    genomes: torch.Tensor      # [N, size] float32
+    ids: torch.Tensor          # [N] int64, never reused
+    parents: torch.Tensor      # [N, 2] int64 parent ids, -1 for none
+    generation: torch.Tensor   # [N] int64, generation each genome was born in
+    children: torch.Tensor     # [N] int64, children made so far
+    lifetime_energy: torch.Tensor  # [N] float32, training fitness
+    step: int = 0              # generations completed (an ecology world's step counter)
+
+    def __post_init__(self) -> None:
+        n, dev = self.genomes.shape[0], self.genomes.device
+        self.alive = torch.ones(n, dtype=torch.bool, device=dev)
+        self.species = torch.zeros(n, dtype=torch.long, device=dev)
+        self.species_origin = torch.zeros(1, dtype=torch.long, device=dev)
+        self.species_parent = torch.full((1,), -1, dtype=torch.long, device=dev)
+        self.hw = n
+
+    @property
+    def energy(self) -> torch.Tensor:
+        return self.lifetime_energy
+
+    @property
+    def population(self) -> int:
+        return int(self.genomes.shape[0])
+
+    def alive_slots(self) -> torch.Tensor:
+        return torch.arange(self.population, device=self.genomes.device)
+
+
+def _check_task(cfg: WorldConfig) -> None:
+    t, s = cfg.task, cfg.source
+    if t is None:
+        raise ConfigError(s, "task", "this world has no [task] table; `alife run` runs it as an ecology world")
+    if t.elite >= t.population:
+        raise ConfigError(s, "task.elite", f"{t.elite} elites leave no room for children in task.population = {t.population}")
+    if t.parents > t.population:
+        raise ConfigError(s, "task.parents", f"must not exceed task.population = {t.population}")
+
+
+class TaskRun:
+    """A generational run on a gymnasium task. Arguments as for :class:`alife.Simulation`."""
+
+    def __init__(self, world: Any, *, seed: int | None = None, device: str | None = None,
+                 overrides: dict[str, Any] | None = None, plugins: Iterable[Any] = (),
+                 modules: Iterable[str] = (), plugins_dirs: Iterable[str | Path] = (),
+                 blocked: Iterable[str] = (), run_dir: str | Path | None = None):
+        from alife.simulation import resolve_device
+
+        cfg = config_mod.load(world, overrides)
+        if seed is not None:
+            # replace, not an override: a loaded config does not round-trip its nan threshold default
+            cfg = dataclasses.replace(cfg, seed=int(seed))
+        _check_task(cfg)
+        if cfg.strategies.selection == "energy-threshold":
+            # ecology mode's default has no energy to read here; task mode's default is truncation
+            cfg = dataclasses.replace(cfg, strategies=dataclasses.replace(cfg.strategies, selection="truncation"))
+        self.config: WorldConfig = cfg
+        self.task = task = cfg.task
+        self.seed = cfg.seed
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.resume_step: int | None = None
+        self.device = resolve_device(device if device is not None else cfg.device)
+        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        self.rng = np.random.default_rng(self.seed)
+        self.pool = EpisodePool(task.env_id, task.max_episode_steps, cfg.source)
+        self.spec = self.pool.spec
+        thr = task.threshold if math.isfinite(task.threshold) else self.pool.reward_threshold
+        self.threshold: float | None = None if thr is None else float(thr)
+        self.layout = task_layout(self.spec, cfg.brain, task.hidden)
+        self.segment_index = self.layout.segment_index().to(self.device)
+        self.tensor_index = self.layout.tensor_index().to(self.device)
+        self.hooks: PluginManager = build_manager(
+            cfg.strategies, world_plugins=cfg.plugins, world_base_dir=cfg.base_dir,
+            world_source=cfg.source, modules=list(modules), plugins_dirs=list(plugins_dirs),
+            blocked=list(blocked), extra=list(plugins))
+        n, dev = task.population, self.device
+        genomes = init_genomes(self.layout, n, cfg.brain, cfg.mutation.sigma_init, self.generator, dev)
+        if self.spec.image:
+            init_conv(genomes, self.layout, cfg.brain.init_scale, self.generator)
+        self.world = Population(genomes, torch.arange(n, device=dev),
+                                torch.full((n, 2), -1, dtype=torch.long, device=dev),
+                                torch.zeros(n, dtype=torch.long, device=dev),
+                                torch.zeros(n, dtype=torch.long, device=dev),
+                                torch.zeros(n, dtype=torch.float32, device=dev))
+        self.next_id = n
+        self.offspring_count = n - task.elite
+        #: training fitness the selection role ranks by: each genome's mean return over every
+        #: training episode it has played (elites accumulate episodes across generations)
+        self.fitness = torch.zeros(n, dtype=torch.float64, device=dev)
+        self._ret_sum = np.zeros(n)
+        self._ret_n = np.zeros(n)
+        self._fixed_seeds = training_seeds(self.rng, task.episodes) if task.eval_seeds == "fixed" else None
+        self.generation = 0
+        self.env_steps = 0
+        self.heldout_env_steps = 0
+        self.train_wall = 0.0
+        self.history: list[dict[str, Any]] = []
+        self.heldout_history: list[dict[str, Any]] = []
+        self.reached: dict[str, Any] | None = None
+        self._closed = False
+        self.hooks.sim_start(self)
+
+    # ------------------------------------------------------------------ evaluation
+    @property
+    def population(self) -> int:
+        return self.world.population
+
+    @property
+    def step_count(self) -> int:
+        return self.generation
+
+    def evaluate(self, genomes: torch.Tensor, seeds: np.ndarray) -> tuple[np.ndarray, int]:
+        """``[N, len(seeds)]`` returns of every genome on every seed, and the env steps taken."""
+        n, e = genomes.shape[0], len(seeds)
+        rows = genomes.repeat_interleave(e, dim=0)
+        returns, steps = self.pool.play(rows, self.layout, np.tile(seeds, n), self.task.action_mapping)
+        return returns.reshape(n, e), steps
+
+    def best_index(self) -> int:
+        """Row of the best genome by training fitness (its mean over all its training episodes)."""
+        return int(torch.argmax(self.fitness))
+
+    def heldout(self, row: int | None = None) -> dict[str, Any]:
+        """Score one genome (default: the best by training fitness) on the held-out episodes."""
+        row = self.best_index() if row is None else row
+        seeds = heldout_seeds(self.task.heldout_episodes)
+        returns, steps = self.evaluate(self.world.genomes[row:row + 1], seeds)
+        self.heldout_env_steps += steps
+        r = returns[0]
+        out = {"generation": self.generation, "env_steps": self.env_steps, "genome_id": int(self.world.ids[row]),
+               "training_fitness": float(self.fitness[row]), "heldout_mean": float(r.mean()),
+               "heldout_std": float(r.std(ddof=1)) if r.size > 1 else 0.0, "heldout_episodes": int(r.size)}
+        self.heldout_history.append(out)
+        return out
+
+    # ------------------------------------------------------------------ one generation
+    def evaluate_generation(self) -> dict[str, Any]:
+        """Play this generation's training episodes and update fitness; returns its history row."""
+        t0, wall0 = time.perf_counter(), self.train_wall
+        seeds = self._fixed_seeds if self._fixed_seeds is not None else training_seeds(self.rng, self.task.episodes)
+        returns, steps = self.evaluate(self.world.genomes, seeds)
+        self.env_steps += steps
+        self._ret_sum += returns.sum(1)
+        self._ret_n += returns.shape[1]
+        self.fitness = torch.from_numpy(self._ret_sum / self._ret_n).to(self.device)
+        self.world.lifetime_energy = self.fitness.float()
+        now = returns.mean(1)
+        hit = False
+        if self.reached is None and self.threshold is not None:
+            hit = float(now.mean()) >= self.threshold if self.task.threshold_on == "population" else self._confirm_best()
+        self.train_wall = wall0 + time.perf_counter() - t0
+        if hit:
+            self.reached = {"generation": self.generation, "env_steps": self.env_steps, "wall_s": self.train_wall}
+        row = {"generation": self.generation, "env_steps": self.env_steps, "wall_s": round(self.train_wall, 4),
+               "mean": float(now.mean()), "max": float(now.max()), "best_fitness": float(self.fitness.max())}
+        self.history.append(row)
+        return row
+
+    def _confirm_best(self) -> bool:
+        """Does the best genome by training fitness reach the threshold on at least
+        ``task.confirm_episodes`` training episodes? A best genome at the threshold on fewer plays
+        the rest now (fresh training seeds, counted in ``env_steps``); if it falls back, the next
+        best is tried, so a lucky episode never counts as reaching the threshold."""
+        need_n = self.task.confirm_episodes
+        while True:
+            b = self.best_index()
+            if float(self.fitness[b]) < self.threshold:
+                return False
+            need = int(need_n - self._ret_n[b])
+            if need <= 0:
+                return True
+            returns, steps = self.pool.play(self.world.genomes[b:b + 1].expand(need, -1),
+                                            self.layout, training_seeds(self.rng, need), self.task.action_mapping)
+            self.env_steps += steps
+            self._ret_sum[b] += returns.sum()
+            self._ret_n[b] += need
+            self.fitness[b] = self._ret_sum[b] / self._ret_n[b]
+
+    def reproduce(self) -> None:
+        """Selection, mating and reproduction through the role hooks; elites carried over."""
+        t0 = time.perf_counter()
+        w, dev, n = self.world, self.device, self.population
+        slots = torch.arange(n, device=dev)
+        parents, partners = self.hooks.select_parents(
+            self, slots, torch.full((n,), -1, dtype=torch.long, device=dev), torch.ones(n, dtype=torch.bool, device=dev))
+        k = parents.numel()
+        if k != self.offspring_count:
+            raise RuntimeError(f"selection {self.hooks.chosen['selection']!r} proposed {k} children; "
+                               f"generational mode needs population - elite = {self.offspring_count}")
+        two = (partners >= 0).nonzero().squeeze(1)
+        if two.numel():
+            ok = self.hooks.mate(self, parents[two], partners[two])
+            partners = partners.clone()
+            partners[two] = torch.where(ok, partners[two], torch.full_like(partners[two], -1))
+        child = self.hooks.reproduce(self, parents, partners)
+        elite = torch.argsort(self.fitness, descending=True, stable=True)[: self.task.elite]
+        survives = torch.zeros(n, dtype=torch.bool, device=dev)
+        survives[elite] = True
+        dead = (~survives).nonzero().squeeze(1)
+        step = self.generation
+        w.lifetime_energy = self.fitness.float()
+        w.children.index_add_(0, parents, torch.ones_like(parents))
+        w.children.index_add_(0, partners[partners >= 0], torch.ones_like(partners[partners >= 0]))
+        self.hooks.agents_died(self, Deaths(step, w.ids[dead].cpu().numpy(), dead.cpu().numpy(),
+                                            np.full(dead.numel(), CAUSE_CODE["removed"], dtype=np.uint8)))
+        has2 = partners >= 0
+        pids = torch.stack([w.ids[parents], torch.where(has2, w.ids[partners.clamp(min=0)], torch.full_like(parents, -1))], 1)
+        ids = torch.arange(self.next_id, self.next_id + k, device=dev)
+        self.next_id += k
+        e_cpu = elite.cpu().numpy()
+        self.world = Population(
+            torch.cat([w.genomes[elite], child]), torch.cat([w.ids[elite], ids]),
+            torch.cat([w.parents[elite], pids]),
+            torch.cat([w.generation[elite], torch.full((k,), step + 1, dtype=torch.long, device=dev)]),
+            torch.cat([w.children[elite], torch.zeros(k, dtype=torch.long, device=dev)]),
+            torch.cat([w.lifetime_energy[elite], torch.zeros(k, dtype=torch.float32, device=dev)]), w.step)
+        self._ret_sum = np.concatenate([self._ret_sum[e_cpu], np.zeros(k)])
+        self._ret_n = np.concatenate([self._ret_n[e_cpu], np.zeros(k)])
+        self.fitness = torch.cat([self.fitness[elite], torch.zeros(k, dtype=self.fitness.dtype, device=dev)])
+        self.generation += 1
+        self.train_wall += time.perf_counter() - t0
+        e = elite.numel()
+        self.hooks.agents_born(self, Births(step, ids.cpu().numpy(), np.arange(e, n, dtype=np.int64),
+                                            pids.cpu().numpy(), np.zeros(k, dtype=np.int64),
+                                            self.hooks.chosen["reproduction"]))
+
+    # ------------------------------------------------------------------ the run
+    def run(self, progress: bool = False) -> dict[str, Any]:
+        """Evolve until ``task.generations`` (or the threshold, with ``stop_at_threshold``); then
+        score the best genome on the held-out episodes. Returns the summary."""
+        from tqdm import tqdm
+
+        t0 = time.perf_counter()
+        task = self.task
+        bar = tqdm(total=task.generations, unit="gen", disable=not progress, dynamic_ncols=True)
+        try:
+            while True:
+                g = self.generation
+                self.hooks.step_start(self, g)
+                row = self.evaluate_generation()
+                bar.update(1)
+                bar.set_postfix(mean=f"{row['mean']:.1f}", best=f"{row['best_fitness']:.1f}",
+                                steps=self.env_steps, refresh=False)
+                last = g + 1 >= task.generations or (task.stop_at_threshold and self.reached is not None)
+                if task.heldout_every and (g + 1) % task.heldout_every == 0 and not last:
+                    self.heldout()
+                if not last:
+                    self.reproduce()  # births and deaths of step g, as in an ecology step
+                self.world.step = g + 1
+                self.hooks.step_end(self, g)
+                if last:
+                    break
+            final = self.heldout()
+        finally:
+            bar.close()
+            self.close()
+        return self.summary(final, time.perf_counter() - t0)
+
+    def summary(self, final: dict[str, Any], wall: float) -> dict[str, Any]:
+        """What ``summary.json`` holds for a task run."""
+        last = self.history[-1]
+        return {
+            "world": self.config.name, "mode": "task", "env_id": self.task.env_id, "seed": self.seed,
+            "device": str(self.device), "generations": self.generation + 1, "population": self.population,
+            "episodes_per_evaluation": self.task.episodes, "env_steps": self.env_steps,
+            "heldout_env_steps": self.heldout_env_steps, "wall_time_s": round(wall, 3),
+            "train_wall_time_s": round(self.train_wall, 3),
+            "heldout_mean": final["heldout_mean"], "heldout_std": final["heldout_std"],
+            "heldout_episodes": final["heldout_episodes"], "best_genome_id": final["genome_id"],
+            "best_training_fitness": final["training_fitness"],
+            "final_population_mean": last["mean"],
+            "threshold": self.threshold, "threshold_on": self.task.threshold_on,
+            "confirm_episodes": self.task.confirm_episodes,
+            "reached_threshold": self.reached is not None,
+            "generations_to_threshold": None if self.reached is None else self.reached["generation"] + 1,
+            "env_steps_to_threshold": None if self.reached is None else self.reached["env_steps"],
+            "wall_to_threshold_s": None if self.reached is None else round(self.reached["wall_s"], 3),
+            "heldout_history": self.heldout_history, "history": self.history,
+            "strategies": dict(self.hooks.chosen), "policy_params": self.layout.segment_size("policy"),
+            "genome_size": self.layout.size,
+        }
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            try:
+                self.hooks.sim_end(self)
+            finally:
+                self.pool.close()
