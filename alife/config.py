@@ -173,7 +173,8 @@ class WorldConfig:
         d = dataclasses.asdict(self)
         for k in ("source", "text", "base_dir"):
             d.pop(k)
-        return d
+        # an absent optional table ([task]) is left out, so that from_dict(to_dict()) round-trips
+        return {k: v for k, v in d.items() if v is not None}
 
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",

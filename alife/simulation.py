@@ -517,6 +517,7 @@ class Simulation:
         st.ready[sl] = False
         st.last_action[sl] = 0.0
         st.hw, st.next_id = n, st.next_id + n
+        self.genomes_changed(torch.arange(n, device=dev))
         self.totals["extinctions"] += 1
         self.totals["reseeded"] += n
         births = Births(step, ids.cpu().numpy(), np.arange(n), st.parents[sl].cpu().numpy(),
