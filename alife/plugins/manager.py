@@ -286,6 +286,10 @@ class PluginManager:
                 hint = f"did you mean {close[0]!r}?" if close else "see `alife plugins --hooks`"
                 raise PluginError(f"plugin {impl.plugin_name!r} implements unknown hook {name!r}; {hint}")
 
+    def get_plugin(self, name: str) -> Any:
+        """The plugin object registered as ``name`` (``None`` if absent, blocked or inactive)."""
+        return self._pm.get_plugin(name)
+
     def plugins(self) -> list[PluginInfo]:
         """Every plugin loaded (inactive strategies included), in load order."""
         return list(self._info.values())
