@@ -95,9 +95,10 @@ class AlifeParallelEnv(ParallelEnv):
 
     def _observe(self) -> tuple[np.ndarray, np.ndarray]:
         sim = self.sim
-        obs = sim.sense().cpu().numpy()
-        slots = sim.world.alive_slots().cpu().numpy()
-        return obs.clip(self._obs_space.low, self._obs_space.high), slots
+        slots = sim.world.alive_slots()
+        # clip makes a copy: the dicts must not alias the engine's reused buffer
+        obs = sim.sense()[slots].cpu().numpy().clip(self._obs_space.low, self._obs_space.high)
+        return obs, slots.cpu().numpy()
 
     def reset(self, seed: int | None = None, options: dict | None = None):
         if self.sim is not None:
@@ -113,7 +114,7 @@ class AlifeParallelEnv(ParallelEnv):
         obs, slots = self._observe()
         self.agents = self._names(slots)
         self._slot_of = dict(zip(self.agents, slots.tolist(), strict=True))
-        observations = dict(zip(self.agents, obs[slots], strict=True))
+        observations = dict(zip(self.agents, obs, strict=True))
         return observations, {a: {} for a in self.agents}
 
     def step(self, actions: dict[str, Any]):
@@ -142,7 +143,7 @@ class AlifeParallelEnv(ParallelEnv):
         alive_names = self._names(slots)
         self._slot_of = dict(zip(alive_names, slots.tolist(), strict=True))
 
-        observations = dict(zip(alive_names, obs[slots], strict=True))
+        observations = dict(zip(alive_names, obs, strict=True))
         # rewards: survivors their energy change; the dead minus all they had; newborns 0
         e_after = st.energy.cpu().numpy()
         e_prev = np.zeros(st.capacity, dtype=np.float32)

@@ -98,6 +98,8 @@ class Simulation:
         self.last_observations: torch.Tensor | None = None
         self._learn = self.hooks.has_impls("alife_learn")
         self._after_act = self.hooks.has_impls("alife_after_act")
+        self._step_start = self.hooks.has_impls("alife_step_start")
+        self._sensed: tuple | None = None
         self._regrowth = self.hooks.has_impls("alife_resource_regrowth")
         self._closed = False
         self._started = time.perf_counter()
@@ -179,16 +181,22 @@ class Simulation:
     # ------------------------------------------------------------------ the step
     def _sense(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         st, n = self.world, self.world.hw
+        cached = self._sensed
+        if cached is not None and cached[0] == (st.step, n):
+            return cached[1]
         nb, off, dist = self.grid.nearest(st.pos[:n], st.alive[:n], self.config.agent.sense_radius)
         tags = self.layout.view(st.genomes[:n], "compatibility.tag")
         obs = observe(st, nb, off, dist, self.config, tags, self._obs)
         self.last_observations = obs
+        # kept for the step that follows a PettingZoo observation of the same state
+        self._sensed = ((st.step, n), (nb, off, dist, obs))
         return nb, off, dist, obs
 
     def genomes_changed(self, slots: torch.Tensor | None = None) -> None:
         """Tell the engine that genomes were written from outside (a plugin, a restore, a test):
         it re-checks them for NaN/Inf, which makes their agents die with cause "invalid"."""
         st = self.world
+        self._sensed = None
         if slots is None:
             self._bad_genome.copy_(~torch.isfinite(st.genomes).all(1))
         else:
@@ -203,7 +211,9 @@ class Simulation:
         cfg, st, a = self.config, self.world, self.config.agent
         step = st.step
         self.stats = {"births": 0, "births_refused_capacity": 0, "deaths": 0}
-        self.hooks.step_start(self, step)
+        if self._step_start:  # a plugin may change the world before sensing
+            self._sensed = None
+            self.hooks.step_start(self, step)
         n = st.hw
         alive = st.alive[:n]
 
