@@ -159,12 +159,25 @@ class Simulation:
         """Run ``steps`` steps (fewer if the population dies out). ``progress`` may be a callback
         called after every step."""
         cb = progress if callable(progress) else None
-        for _ in range(steps):
-            self.step()
-            if cb:
-                cb(self)
-            if stop_on_extinction and self.population == 0:
-                break
+        bar = None
+        if progress is True:
+            from tqdm import tqdm
+            bar = tqdm(total=steps, unit="step")
+        try:
+            for _ in range(steps):
+                self.step()
+                if cb:
+                    cb(self)
+                if bar is not None:
+                    bar.update(1)
+                    if self.world.step % 25 == 0:
+                        bar.set_postfix(pop=self.population, births=self.totals["births"],
+                                        deaths=self.totals["deaths"], refresh=False)
+                if stop_on_extinction and self.population == 0:
+                    break
+        finally:
+            if bar is not None:
+                bar.close()
         return dict(self.totals)
 
     def close(self) -> None:
