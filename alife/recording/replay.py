@@ -9,7 +9,8 @@ Layout (schema 1). Root attributes: ``format = "alife-replay"``, ``schema_versio
   rows ``start[i] : start[i] + count[i]`` of the ``agents/*`` columns. The table is written last
   for each frame, so it is the commit record: a reader trusts only frames it lists.
 * ``frames/resource`` ``[F, H, W]`` uint8: the resource field, ``value / resource_max * 255``.
-* ``agents/*``: flat columns of the living agents of every frame, in slot order: ``id`` int64,
+* ``agents/*``: flat columns of the living agents of every frame, in slot order (each frame's block
+  starts on a multiple of ``agent_chunk`` rows; rows between blocks are padding): ``id`` int64,
   ``x``/``y`` uint16 (``pos / size * 65536``), ``heading`` uint8 (``heading / 2pi * 256``),
   ``energy`` float16, ``age`` int32, ``species`` int32, ``action`` int8 ``[N, 5]`` (``a * 127``).
 
@@ -39,7 +40,11 @@ TWO_PI = 2.0 * math.pi
 COLUMNS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
     ("id", "i8", ()), ("x", "u2", ()), ("y", "u2", ()), ("heading", "u1", ()),
     ("energy", "f2", ()), ("age", "i4", ()), ("species", "i4", ()), ("action", "i1", (5,)))
-AGENT_CHUNK = 32768
+#: rows per chunk of the agent columns. Each frame's rows start on a chunk boundary and the tail
+#: of its last chunk is zero padding (a few bytes once compressed): every chunk is written once,
+#: whole. In SWMR mode HDF5 never reuses freed space, so re-writing a growing compressed chunk at
+#: every flush would leak a copy of it each time.
+AGENT_CHUNK = 2048
 
 
 @dataclass
@@ -144,7 +149,7 @@ class ReplayRecorder:
         f = h5py.File(self.path, "w", libver="latest")
         a = f.attrs
         a.update({"format": FORMAT, "schema_version": SCHEMA_VERSION, "width": w, "height": h,
-                  "every": self.every, "resource_max": self._rmax,
+                  "every": self.every, "resource_max": self._rmax, "agent_chunk": AGENT_CHUNK,
                   "energy_max": float(cfg.agent.max_energy), "world": cfg.name, "seed": int(sim.seed),
                   "config_toml": cfg.text or "", "alife_version": alife.__version__,
                   "action_names": np.array(["turn", "speed", "eat", "attack", "mate"], dtype="S8")})
@@ -176,7 +181,8 @@ class ReplayRecorder:
         steps = fr["step"][:]
         n = _committed(f)
         keep = int(np.searchsorted(steps[:n], resume_step, side="left"))
-        rows = int(fr["start"][keep - 1] + fr["count"][keep - 1]) if keep else 0
+        end = int(fr["start"][keep - 1] + fr["count"][keep - 1]) if keep else 0
+        rows = -(-end // AGENT_CHUNK) * AGENT_CHUNK
         for name in ("step", "start", "count", "resource"):
             fr[name].resize(keep, axis=0)
         for name, _, _ in COLUMNS:
@@ -189,7 +195,8 @@ class ReplayRecorder:
         tmp = self.path.with_suffix(".h5.rebuild")
         with h5py.File(self.path, "r", swmr=True) as src, h5py.File(tmp, "w", libver="latest") as dst:
             n = _committed(src)
-            rows = int(src["frames/start"][n - 1] + src["frames/count"][n - 1]) if n else 0
+            end = int(src["frames/start"][n - 1] + src["frames/count"][n - 1]) if n else 0
+            rows = -(-end // AGENT_CHUNK) * AGENT_CHUNK
             dst.attrs.update(dict(src.attrs))
             for group, cut in (("frames", n), ("agents", rows)):
                 g = dst.create_group(group)
@@ -207,10 +214,13 @@ class ReplayRecorder:
         q = _quantise(frame, *self._wh, self._rmax)
         fr, ag = f["frames"], f["agents"]
         start, k = ag["id"].shape[0], len(frame)
+        rows = -(-k // AGENT_CHUNK) * AGENT_CHUNK
         for name, _, _ in COLUMNS:
             d = ag[name]
-            d.resize(start + k, axis=0)
-            d[start:] = q[name]
+            block = np.zeros((rows, *d.shape[1:]), d.dtype)
+            block[:k] = q[name]
+            d.resize(start + rows, axis=0)
+            d[start:] = block
         i = fr["step"].shape[0]
         res = fr["resource"]
         res.resize(i + 1, axis=0)
