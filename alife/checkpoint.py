@@ -195,7 +195,9 @@ def _read(path: Path, f: Any) -> Checkpoint:
         what = "lineage or replay file" if "alife" in str(dict(f.attrs)).lower() else "HDF5 file"
         raise _bad(path, f"not an alife checkpoint (a foreign {what}: no 'format = {FORMAT}' attribute)")
     schema = f.attrs.get("schema")
-    if not isinstance(schema, (int, np.integer)) or int(schema) != SCHEMA:
+    if isinstance(schema, np.integer):
+        schema = int(schema)
+    if not isinstance(schema, int) or schema != SCHEMA:
         raise _bad(path, f"checkpoint schema {schema!r} is not supported by this alife (it reads schema {SCHEMA}); "
                          "use the alife version that wrote it")
     try:

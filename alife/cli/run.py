@@ -21,7 +21,8 @@ def register(sub: Any) -> None:
     p = sub.add_parser("run", help="run a world (the embedded default when no file is given)",
                        description="Run a world and write replays/<name>/ with a summary.")
     p.add_argument("world", nargs="?", default=None, help="world file (.toml) or embedded world name; default: meadow")
-    p.add_argument("--steps", type=int, default=2000, help="steps to run, counted from the run's start (default 2000)")
+    p.add_argument("--steps", type=int, default=None,
+                   help="steps to run, counted from the run's start (default 2000; with --resume, the run's own)")
     p.add_argument("--seed", type=int, default=None, help="seed (default: the world file's)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None, help="where brains run")
     p.add_argument("--out", default=None, help="run folder (default replays/<world>-s<seed>-<time>)")
@@ -36,6 +37,13 @@ def register(sub: Any) -> None:
     p.add_argument("--no-record", action="append", default=[], metavar="NAME",
                    help=f"turn off a recorder: {', '.join(RECORDERS)} (repeatable)")
     p.add_argument("--watch", action="store_true", help="watch the run live in the viewer window")
+    p.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
+                   help="save a checkpoint every N steps (0: only at the end of the run)")
+    p.add_argument("--keep-checkpoints", type=int, default=3, metavar="K",
+                   help="checkpoints kept in the run folder, newest first (default 3; 0 keeps all)")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue a run from its last checkpoint (or from a checkpoint file); "
+                        "appends to its lineage and replay files")
     for mod in _recorder_modules().values():
         if hasattr(mod, "add_run_arguments"):
             mod.add_run_arguments(p)
@@ -103,8 +111,14 @@ def run_command(args: argparse.Namespace) -> int:
     if args.help_world:
         print(config_mod.describe())
         return 0
-    if args.steps < 0:
+    if args.steps is not None and args.steps < 0:
         raise UserError(f"--steps must be >= 0, got {args.steps}")
+    if args.checkpoint_every < 0 or args.keep_checkpoints < 0:
+        raise UserError("--checkpoint-every and --keep-checkpoints must be >= 0")
+    if args.resume is not None:
+        return resume_command(args)
+    if args.steps is None:
+        args.steps = 2000
     overrides = parse_overrides(args.overrides)
     cfg = config_mod.load(args.world, overrides)
     if cfg.task is not None:  # a [task] table: generational mode
@@ -118,35 +132,184 @@ def run_command(args: argparse.Namespace) -> int:
     if run_dir.exists() and any(run_dir.iterdir()):
         raise UserError(f"run folder {str(run_dir)!r} already exists and is not empty; pick another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
+    write_run_record(run_dir, args, cfg, seed)
     load, blocked = split_plugin_args(args.modules)
+    recorders = make_recorders(run_dir, args, cfg)
     sim = Simulation(cfg, seed=seed, device=args.device, modules=load, blocked=blocked,
-                     plugins_dirs=args.plugins_dir, plugins=make_recorders(run_dir, args, cfg),
-                     run_dir=run_dir)
+                     plugins_dirs=args.plugins_dir, plugins=recorders, run_dir=run_dir)
     on_step = None
     if args.watch:
         from alife.viewer.live import LiveViewer
         on_step = LiveViewer(sim).update
-    summary = run_loop(sim, args.steps, progress=not args.no_progress, on_step=on_step)
+    summary = run_loop(sim, args.steps, progress=not args.no_progress, on_step=on_step,
+                       checkpoint_every=args.checkpoint_every, run_dir=run_dir,
+                       keep_checkpoints=args.keep_checkpoints, recorders=recorders)
     summary.update(run_dir=str(run_dir), world_source=cfg.source)
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print_summary(summary)
     return 0
 
 
+#: what a run folder keeps so that ``--resume`` needs nothing else: the world text and the run's
+#: own arguments (seed, overrides, plugins, recorder flags, target steps)
+RUN_RECORD = "run.json"
+
+
+def write_run_record(run_dir: Path, args: argparse.Namespace, cfg: Any, seed: int) -> None:
+    (run_dir / "world.toml").write_text(cfg.text or "")
+    saved = {k: v for k, v in vars(args).items()
+             if k not in ("func", "resume") and isinstance(v, (str, int, float, bool, list, type(None)))}
+    saved["plugins_dir"] = [str(Path(d).resolve()) for d in args.plugins_dir]
+    record = {"seed": seed, "world_source": cfg.source, "world_base_dir": str(Path(cfg.base_dir).resolve()),
+              "args": saved}
+    tmp = run_dir / (RUN_RECORD + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(run_dir / RUN_RECORD)
+
+
+def _read_run_record(run_dir: Path) -> dict[str, Any]:
+    from alife.errors import FileFormatError
+
+    path = run_dir / RUN_RECORD
+    if not path.is_file():
+        raise FileFormatError(str(run_dir), f"not an alife run folder (no {RUN_RECORD}); give the folder "
+                              "`alife run --out` wrote")
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise FileFormatError(str(path), f"unreadable run record ({type(e).__name__}: {e})") from None
+    if (not isinstance(record, dict) or not isinstance(record.get("args"), dict)
+            or not isinstance(record.get("seed"), int)):
+        raise FileFormatError(str(path), "run record lacks its seed or arguments")
+    return record
+
+
+def resume_command(args: argparse.Namespace) -> int:
+    """``alife run --resume RUN_DIR``: continue from the run's last checkpoint (or, when it was
+    killed before its first one, from step 0), appending to its lineage and replay files."""
+    from alife import checkpoint as ckpt_mod
+    from alife.errors import FileFormatError
+
+    target = Path(args.resume)
+    if not target.exists():
+        raise UserError(f"--resume: {str(target)!r} does not exist")
+    explicit = None
+    if target.is_file():
+        explicit, target = target, target.parent
+        if target.name == ckpt_mod.CHECKPOINT_DIR:
+            target = target.parent
+    run_dir = target
+    given = [flag for flag, v in (("a world file", args.world), ("--seed", args.seed),
+                                  ("--set", args.overrides), ("-p", args.modules),
+                                  ("--plugins-dir", args.plugins_dir), ("--out", args.out)) if v]
+    if given:
+        raise UserError(f"--resume continues a run exactly as it was started; do not give {', '.join(given)}")
+    record = _read_run_record(run_dir)
+    saved = argparse.Namespace(**{**vars(args), **record["args"]})
+    steps = args.steps if args.steps is not None else int(record["args"].get("steps") or 2000)
+    every = args.checkpoint_every or int(record["args"].get("checkpoint_every") or 0)
+    path = explicit or ckpt_mod.latest_checkpoint(run_dir)
+    load, blocked = split_plugin_args(saved.modules)
+    made: list[Any] = []
+
+    def recorders(cfg: Any) -> list[Any]:
+        made.extend(make_recorders(run_dir, saved, cfg))
+        return made
+    if path is None:  # killed before its first checkpoint: start again from the world text
+        sim, pop_range = _restart(run_dir, record, saved, load, blocked, recorders), None
+    else:
+        ckpt = ckpt_mod.open_checkpoint(path)
+        if int(ckpt.meta["seed"]) != record["seed"]:
+            raise FileFormatError(str(path), f"checkpoint of a run with seed {ckpt.meta['seed']}, not this "
+                                  f"run's seed {record['seed']}")
+        if ckpt.step > steps:
+            raise UserError(f"{path}: the run is already at step {ckpt.step}, past --steps {steps}; "
+                            "give a larger --steps")
+        run = ckpt.meta.get("run") or {}
+        pop_range = (int(run["population_min"]), int(run["population_max"])) if "population_min" in run else None
+        ckpt_mod.prune_checkpoints(run_dir, 0)
+        sim = ckpt_mod.restore(ckpt, device=args.device, modules=load, blocked=blocked,
+                               plugins_dirs=saved.plugins_dir, run_dir=run_dir, plugin_factory=recorders)
+    record["args"]["steps"] = steps
+    record["args"]["checkpoint_every"] = every
+    tmp = run_dir / (RUN_RECORD + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    tmp.replace(run_dir / RUN_RECORD)
+    summary = run_loop(sim, steps, progress=not args.no_progress, checkpoint_every=every,
+                       run_dir=run_dir, keep_checkpoints=args.keep_checkpoints, pop_range=pop_range,
+                       recorders=made)
+    summary.update(run_dir=str(run_dir), world_source=sim.config.source)
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print_summary(summary)
+    return 0
+
+
+def _restart(run_dir: Path, record: dict[str, Any], saved: argparse.Namespace, load: list[str],
+             blocked: list[str], recorders: Callable[[Any], list[Any]]) -> Any:
+    import tomllib
+
+    from alife import config as config_mod
+    from alife.errors import FileFormatError
+    from alife.simulation import Simulation
+
+    path = run_dir / "world.toml"
+    try:
+        text = path.read_text()
+        data = tomllib.loads(text)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+        raise FileFormatError(str(path), f"cannot read the run's world ({type(e).__name__}: {e})") from None
+    overrides = parse_overrides(saved.overrides)
+    overrides["seed"] = record["seed"]
+    cfg = config_mod.from_dict(data, record.get("world_source", str(path)), text,
+                               record.get("world_base_dir", str(run_dir)), overrides)
+
+    def from_zero(sim: Any) -> None:
+        sim.resume_step = 0
+
+    return Simulation(cfg, device=saved.device, modules=load, blocked=blocked,
+                      plugins_dirs=saved.plugins_dir, plugins=recorders(cfg), run_dir=run_dir,
+                      before_start=from_zero)
+
+
 def run_loop(sim: Any, steps: int, progress: bool = True,
-             on_step: Callable[[], bool] | None = None) -> dict[str, Any]:
+             on_step: Callable[[], bool] | None = None, *, checkpoint_every: int = 0,
+             run_dir: Path | None = None, keep_checkpoints: int = 3,
+             pop_range: tuple[int, int] | None = None, recorders: list[Any] = ()) -> dict[str, Any]:
     """Step ``sim`` until ``steps`` (counted from step 0) or extinction; return the summary.
 
-    ``on_step`` (the live viewer) is called after every step; returning False stops the run."""
+    ``on_step`` (the live viewer) is called after every step; returning False stops the run.
+    With a ``run_dir``, a checkpoint is saved every ``checkpoint_every`` steps (when > 0) and at
+    the end of a run that was not stopped by an error. ``pop_range`` carries a resumed run's
+    population min and max so far. Before a checkpoint at step S, each of ``recorders`` with a
+    ``commit(step)`` method (the lineage writer) commits through step S - 1, so that a resume from
+    that checkpoint finds every earlier record on disk. On an error the simulation is still closed (recorders close
+    their files in ``alife_sim_end``) and the error that stopped the run is the one raised."""
     from tqdm import tqdm
+
+    from alife.checkpoint import checkpoint_path, prune_checkpoints, save_checkpoint
 
     t0 = time.perf_counter()
     pmin = pmax = sim.population
+    if pop_range is not None:
+        pmin, pmax = min(pmin, pop_range[0]), max(pmax, pop_range[1])
     bar = tqdm(total=steps, initial=sim.step_count, unit="step", disable=not progress,
                dynamic_ncols=True, file=sys.stderr)
-    extinct = False
+    extinct = sim.population == 0
+    saved_at = -1
+
+    def checkpoint() -> None:
+        nonlocal saved_at
+        if run_dir is not None and saved_at != sim.step_count:
+            for r in recorders:
+                if callable(getattr(r, "commit", None)):
+                    r.commit(sim.step_count - 1)
+            save_checkpoint(sim, checkpoint_path(run_dir, sim.step_count),
+                            run={"population_min": pmin, "population_max": pmax})
+            prune_checkpoints(run_dir, keep_checkpoints)
+            saved_at = sim.step_count
+
     try:
-        while sim.step_count < steps:
+        while not extinct and sim.step_count < steps:
             sim.step()
             pop = sim.population
             pmin, pmax = min(pmin, pop), max(pmax, pop)
@@ -155,14 +318,23 @@ def run_loop(sim: Any, steps: int, progress: bool = True,
                 t = sim.totals
                 bar.set_postfix(pop=pop, species=sim.species_count(), births=t["births"],
                                 deaths=t["deaths"], refresh=False)
+            if checkpoint_every and sim.step_count % checkpoint_every == 0:
+                checkpoint()
             if pop == 0:
                 extinct = True
                 break
             if on_step is not None and on_step() is False:
                 break
+        checkpoint()
     finally:
         bar.close()
-        sim.close()
+        if sys.exc_info()[1] is None:
+            sim.close()
+        else:  # keep the error that stopped the run; still let every recorder close its files
+            try:
+                sim.close()
+            except Exception as e:
+                print(f"alife: warning: closing after the error also failed: {e}", file=sys.stderr)
     wall = time.perf_counter() - t0
     return summarize(sim, wall, pmin, pmax, extinct)
 
@@ -187,6 +359,8 @@ def summarize(sim: Any, wall: float, pmin: int, pmax: int, extinct: bool) -> dic
                     "final_population_by_species": {str(int(i)): int(c) for i, c in zip(ids, counts, strict=True)}},
         "births": t["births"],
         "births_refused_capacity": t["births_refused_capacity"],
+        "extinctions": t.get("extinctions", 0),
+        "reseeded": t.get("reseeded", 0),
         "deaths": t["deaths"],
         "deaths_by_cause": {k[len("deaths_"):]: v for k, v in t.items() if k.startswith("deaths_")},
         "strategies": dict(sim.hooks.chosen),
