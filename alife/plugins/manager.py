@@ -325,7 +325,18 @@ class PluginManager:
         self._call(self._pm.hook.alife_sim_start, "alife_sim_start", sim=sim)
 
     def sim_end(self, sim: Any) -> None:
-        self._call(self._pm.hook.alife_sim_end, "alife_sim_end", sim=sim)
+        """Every plugin's ``alife_sim_end`` runs even when one of them raises (so each recorder
+        closes its files); the first error is raised after all have run."""
+        impls = self._pm.hook.alife_sim_end.get_hookimpls()
+        first: PluginError | None = None
+        for impl in reversed(impls):  # pluggy's order: last registered first
+            others = [i.plugin for i in impls if i.plugin is not impl.plugin]
+            try:
+                self._call(self._pm.subset_hook_caller("alife_sim_end", others), "alife_sim_end", sim=sim)
+            except PluginError as e:
+                first = first or e
+        if first is not None:
+            raise first
 
     def step_start(self, sim: Any, step: int) -> None:
         self._call(self._pm.hook.alife_step_start, "alife_step_start", sim=sim, step=step)

@@ -493,3 +493,25 @@ def test_a_wrapper_adjusts_the_chosen_strategy_without_claiming_the_role(make_si
     assert float(sim.world.genomes[newest].abs().max()) <= 0.5
     founders = sim.world.alive & (sim.world.ids < 100)
     assert float(sim.world.genomes[founders].abs().max()) > 0.5  # the clamp touched only children
+
+
+def test_every_sim_end_runs_even_when_one_raises(make_sim: MakeSim) -> None:
+    class Closer:
+        def __init__(self) -> None:
+            self.closed = False
+
+        @hookimpl
+        def alife_sim_end(self, sim: Simulation) -> None:
+            self.closed = True
+
+    class BadCloser:
+        @hookimpl
+        def alife_sim_end(self, sim: Simulation) -> None:
+            raise OSError("cannot flush")
+
+    # pluggy calls the last registered first: the bad one runs before both closers
+    first, last = Closer(), Closer()
+    sim = make_sim(plugins=[first, last, BadCloser()])
+    with pytest.raises(PluginError, match=r"^plugin 'BadCloser' raised in hook alife_sim_end: OSError: cannot flush"):
+        sim.close()
+    assert first.closed and last.closed
