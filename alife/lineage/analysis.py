@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-from alife.lineage import tree
 from alife.lineage.reader import LineageFile
 
 

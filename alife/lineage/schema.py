@@ -142,6 +142,36 @@ def create(path: str | Path, attrs: dict[str, object], genome_size: int) -> None
         d[0] = row
 
 
+def write_file(path: str | Path, attrs: dict[str, object], genome_size: int,
+               data: dict[str, np.ndarray], step: int) -> None:
+    """Create a complete lineage file from column arrays (missing columns stay empty) with one
+    commit at ``step``. The writer uses it to roll back on resume; tests build synthetic files."""
+    cols = columns(genome_size)
+    unknown = set(data) - {c.path for c in cols}
+    if unknown:
+        raise ValueError(f"unknown lineage columns {sorted(unknown)}")
+    create(path, attrs, genome_size)
+    with h5py.File(path, "r+", libver="latest") as f:
+        for c in cols:
+            if c.path in data:
+                arr = np.asarray(data[c.path], dtype=c.dtype).reshape(-1, *c.tail)
+                f[c.path].resize((len(arr), *c.tail))
+                f[c.path][...] = arr
+        append_commit(f, step, cols)
+
+
+def append_commit(f: h5py.File, step: int, cols: list[Column]) -> None:
+    """Append one commit row: ``step``, every column's current length, the checksum."""
+    d = f[COMMITS]
+    row = np.empty(len(cols) + 2, dtype=np.int64)
+    row[0] = step
+    row[1:-1] = [f[c.path].shape[0] for c in cols]
+    row[-1] = checksum(row[:-1])
+    n = d.shape[0]
+    d.resize((n + 1, d.shape[1]))
+    d[n] = row
+
+
 def last_commit(commits: np.ndarray) -> np.ndarray | None:
     """The last commit row whose checksum matches (``None`` when there is none)."""
     for i in range(commits.shape[0] - 1, -1, -1):

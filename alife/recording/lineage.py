@@ -205,12 +205,7 @@ class LineageRecorder:
                                                  "causes", "resumes") else v)
                      for k, v in attrs.items() if k not in ("format", "schema_version", "root_step", "genome_size")}
         out_attrs["resumes"] = [*out_attrs.get("resumes", []), {"step": resume_step, "last_commit": int(last)}]
-        schema.create(tmp, out_attrs, int(attrs["genome_size"]))
-        with h5py.File(tmp, "r+", libver="latest") as f:
-            for path, arr in keep.items():
-                f[path].resize((len(arr), *arr.shape[1:]))
-                f[path][...] = arr
-            _append_commit(f, resume_step - 1, schema.columns(int(attrs["genome_size"])))
+        schema.write_file(tmp, out_attrs, int(attrs["genome_size"]), keep, resume_step - 1)
         os.replace(tmp, self.path)
         self._open_swmr()
         self._strategies = [s.decode() for s in keep["strategy_names"]]
@@ -307,19 +302,8 @@ class LineageRecorder:
             d[n:] = arr
             d.flush()
             parts.clear()
-        _append_commit(f, step, self._cols)
+        schema.append_commit(f, step, self._cols)
         f[schema.COMMITS].flush()
-
-
-def _append_commit(f: h5py.File, step: int, cols: list[schema.Column]) -> None:
-    d = f[schema.COMMITS]
-    row = np.empty(len(cols) + 2, dtype=np.int64)
-    row[0] = step
-    row[1:-1] = [f[c.path].shape[0] for c in cols]
-    row[-1] = schema.checksum(row[:-1])
-    n = d.shape[0]
-    d.resize((n + 1, d.shape[1]))
-    d[n] = row
 
 
 # ---------------------------------------------------------------------- `alife run` integration
