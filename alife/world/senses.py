@@ -1,10 +1,11 @@
 """Sensing: the nearest agent through a uniform grid, and the observation vector.
 
 The grid's cells are at least ``sense_radius`` wide, so the nearest agent within that radius lies
-in the 3x3 block around an agent's cell. Each cell keeps up to ``max_neighbours_per_cell`` agents
-(lowest slots first); where a cell holds more, an agent sees the nearest of those kept. Everything
-is whole-array torch: a stable sort by cell, a scatter into a ``[cells, M]`` table, one gather of
-the ``9M`` candidates per agent.
+in the 3x3 block around an agent's cell. On the CPU a numba kernel (``alife.world.kernels``)
+searches that block exactly, one parallel pass per agent. On CUDA the search is whole-array torch:
+a stable sort by cell, a scatter into a ``[cells, M]`` table that keeps up to
+``max_neighbours_per_cell`` agents per cell (lowest slots first), one gather of the ``9M``
+candidates per agent; where a cell holds more than M, an agent sees the nearest of those kept.
 """
 
 from __future__ import annotations
@@ -13,11 +14,16 @@ import math
 
 import torch
 
+from alife.world.kernels import HAVE_NUMBA, nearest_cpu
+
 _OFFSETS = [(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
 
 
 class NeighbourGrid:
-    def __init__(self, width: int, height: int, radius: float, per_cell: int, device: torch.device):
+    def __init__(self, width: int, height: int, radius: float, per_cell: int, device: torch.device,
+                 exact_cpu: bool = HAVE_NUMBA):
+        #: on the CPU, the numba kernel finds the exact nearest agent (no per-cell cap)
+        self.exact_cpu = exact_cpu and HAVE_NUMBA
         self.w, self.h = float(width), float(height)
         self.gx = max(1, int(width // radius))
         self.gy = max(1, int(height // radius))
@@ -38,6 +44,10 @@ class NeighbourGrid:
             z = torch.zeros(0, device=dev)
             return torch.zeros(0, dtype=torch.int64, device=dev), z.view(0, 2), z
         px, py = pos[:, 0].contiguous(), pos[:, 1].contiguous()
+        if dev.type == "cpu" and self.exact_cpu:
+            nb, off, dist = nearest_cpu(px.numpy(), py.numpy(), alive.numpy(), self.gx, self.gy,
+                                        self.cw, self.ch, self.w, self.h, radius)
+            return torch.from_numpy(nb), torch.from_numpy(off), torch.from_numpy(dist)
         cx = (px / self.cw).long().clamp_(0, self.gx - 1)
         cy = (py / self.ch).long().clamp_(0, self.gy - 1)
         cell = torch.where(alive, cy * self.gx + cx, self.n_cells)
@@ -67,7 +77,8 @@ class NeighbourGrid:
         j = torch.where(seen, cand.view(n, -1).gather(1, arg.unsqueeze(1)).squeeze(1), -1)
         off = torch.stack([ddx.view(n, -1).gather(1, arg.unsqueeze(1)).squeeze(1),
                            ddy.view(n, -1).gather(1, arg.unsqueeze(1)).squeeze(1)], dim=1)
-        dist = best.clamp(max=radius * radius).sqrt()
+        off.masked_fill_(~seen.unsqueeze(1), 0.0)
+        dist = torch.where(seen, best, radius * radius).sqrt()
         return j, off, dist
 
 

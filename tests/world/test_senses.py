@@ -26,7 +26,7 @@ def test_nearest_matches_brute_force_on_a_torus():
     n = 200
     pos = torch.rand(n, 2, generator=g) * torch.tensor([w, h])
     alive = torch.rand(n, generator=g) < 0.9
-    grid = NeighbourGrid(int(w), int(h), r, per_cell=64, device=torch.device("cpu"))
+    grid = NeighbourGrid(int(w), int(h), r, per_cell=64, device=torch.device("cpu"), exact_cpu=False)
     j, off, dist = grid.nearest(pos, alive, r)
     jb, db = brute_nearest(pos, alive, w, h, r)
     assert torch.equal(j, jb)
@@ -47,3 +47,47 @@ def test_dead_agents_are_invisible():
     j, _, dist = grid.nearest(pos, alive, 3.0)
     assert j.tolist() == [2, -1, 0]
     assert dist[0].item() == 1.5
+
+
+def test_cpu_kernel_and_torch_path_agree_when_cells_are_not_crowded():
+    from alife.world.kernels import HAVE_NUMBA
+    if not HAVE_NUMBA:
+        import pytest
+        pytest.skip("numba not installed")
+    g = torch.Generator().manual_seed(1)
+    w, h, r = 50, 40, 2.5
+    pos = torch.rand(250, 2, generator=g) * torch.tensor([float(w), float(h)])
+    alive = torch.rand(250, generator=g) < 0.8
+    fast = NeighbourGrid(w, h, r, per_cell=64, device=torch.device("cpu"), exact_cpu=True)
+    slow = NeighbourGrid(w, h, r, per_cell=64, device=torch.device("cpu"), exact_cpu=False)
+    a, b = fast.nearest(pos, alive, r), slow.nearest(pos, alive, r)
+    assert torch.equal(a[0], b[0])
+    torch.testing.assert_close(a[1], b[1])
+    torch.testing.assert_close(a[2], b[2])
+
+
+def test_small_grids_do_not_double_count_cells():
+    # a world narrower than three cells: the 3x3 block wraps onto itself
+    pos = torch.tensor([[0.5, 0.5], [4.0, 0.5], [2.0, 3.5]])
+    alive = torch.ones(3, dtype=torch.bool)
+    for exact in (True, False):
+        grid = NeighbourGrid(5, 5, 2.0, per_cell=8, device=torch.device("cpu"), exact_cpu=exact)
+        j, off, dist = grid.nearest(pos, alive, 2.0)
+        assert j.tolist() == [1, 0, -1]
+        torch.testing.assert_close(dist[:2], torch.tensor([1.5, 1.5]))
+
+
+def test_cpu_kernel_matches_brute_force_in_crowds():
+    from alife.world.kernels import HAVE_NUMBA
+    if not HAVE_NUMBA:
+        import pytest
+        pytest.skip("numba not installed")
+    g = torch.Generator().manual_seed(2)
+    w, h, r = 20.0, 20.0, 3.0
+    pos = torch.rand(600, 2, generator=g) * 20.0  # ~13 agents per grid cell
+    alive = torch.ones(600, dtype=torch.bool)
+    grid = NeighbourGrid(20, 20, r, per_cell=1, device=torch.device("cpu"), exact_cpu=True)
+    j, _, dist = grid.nearest(pos, alive, r)
+    jb, db = brute_nearest(pos, alive, w, h, r)
+    torch.testing.assert_close(dist, db.clamp(max=r))
+    assert (j == jb).float().mean() > 0.99  # equal up to exact distance ties
