@@ -51,7 +51,9 @@ def alife_sim_start(sim: Simulation) -> None:
     """Called once when a simulation has been built and its initial agents placed.
 
     Recorders open their files here; plugins read their settings from
-    ``sim.config.plugin.get(<name>, {})``.
+    ``sim.config.plugin.get(<name>, {})`` and should check them here, so that a bad setting stops
+    the run before its first step. If a plugin raises here, the plugins already started get their
+    ``alife_sim_end``.
 
     :param sim: the simulation. ``sim.world`` holds the initial population.
     """
@@ -61,7 +63,8 @@ def alife_sim_start(sim: Simulation) -> None:
 def alife_sim_end(sim: Simulation) -> None:
     """Called once when a simulation is closed (normally or after an error).
 
-    Recorders flush and close their files here. It is called even when another hook raised.
+    Recorders flush and close their files here. It is called even when another hook raised,
+    and every plugin's implementation runs even when another one's raises.
 
     :param sim: the simulation.
     """

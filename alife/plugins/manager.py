@@ -321,18 +321,36 @@ class PluginManager:
     def _role(self, role: str, **kwargs: Any) -> Any:
         return self._call(self._role_callers[role], ROLE_HOOKS[role], **kwargs)
 
+    def _only(self, hookname: str, plugin: Any) -> Any:
+        """A caller of ``hookname`` that calls ``plugin``'s implementation alone."""
+        impls = getattr(self._pm.hook, hookname).get_hookimpls()
+        return self._pm.subset_hook_caller(hookname, [i.plugin for i in impls if i.plugin is not plugin])
+
     def sim_start(self, sim: Any) -> None:
-        self._call(self._pm.hook.alife_sim_start, "alife_sim_start", sim=sim)
+        """Plugin by plugin; when one raises, the plugins already started get their
+        ``alife_sim_end`` (so a recorder that opened a file closes it) and the error is raised."""
+        started = []
+        for impl in reversed(self._pm.hook.alife_sim_start.get_hookimpls()):  # pluggy's order
+            try:
+                self._call(self._only("alife_sim_start", impl.plugin), "alife_sim_start", sim=sim)
+            except PluginError:
+                ends = {i.plugin for i in self._pm.hook.alife_sim_end.get_hookimpls()}
+                for plugin in reversed(started):
+                    if plugin in ends:
+                        try:
+                            self._call(self._only("alife_sim_end", plugin), "alife_sim_end", sim=sim)
+                        except PluginError:
+                            pass  # the error that stopped the start is the one to report
+                raise
+            started.append(impl.plugin)
 
     def sim_end(self, sim: Any) -> None:
         """Every plugin's ``alife_sim_end`` runs even when one of them raises (so each recorder
         closes its files); the first error is raised after all have run."""
-        impls = self._pm.hook.alife_sim_end.get_hookimpls()
         first: PluginError | None = None
-        for impl in reversed(impls):  # pluggy's order: last registered first
-            others = [i.plugin for i in impls if i.plugin is not impl.plugin]
+        for impl in reversed(self._pm.hook.alife_sim_end.get_hookimpls()):  # pluggy's order
             try:
-                self._call(self._pm.subset_hook_caller("alife_sim_end", others), "alife_sim_end", sim=sim)
+                self._call(self._only("alife_sim_end", impl.plugin), "alife_sim_end", sim=sim)
             except PluginError as e:
                 first = first or e
         if first is not None:

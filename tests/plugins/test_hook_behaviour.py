@@ -515,3 +515,29 @@ def test_every_sim_end_runs_even_when_one_raises(make_sim: MakeSim) -> None:
     with pytest.raises(PluginError, match=r"^plugin 'BadCloser' raised in hook alife_sim_end: OSError: cannot flush"):
         sim.close()
     assert first.closed and last.closed
+
+
+def test_a_failed_start_ends_the_plugins_already_started(make_sim: MakeSim) -> None:
+    class Recorder:
+        def __init__(self) -> None:
+            self.calls: list[str] = []
+
+        @hookimpl
+        def alife_sim_start(self, sim: Simulation) -> None:
+            self.calls.append("start")
+
+        @hookimpl
+        def alife_sim_end(self, sim: Simulation) -> None:
+            self.calls.append("end")
+
+    class BadSettings:
+        @hookimpl
+        def alife_sim_start(self, sim: Simulation) -> None:
+            raise ValueError("period must be > 0")
+
+    # pluggy calls the last registered first: `opened` starts before BadSettings, `never` after
+    never, opened = Recorder(), Recorder()
+    with pytest.raises(PluginError, match=r"^plugin 'BadSettings' raised in hook alife_sim_start"):
+        make_sim(plugins=[never, BadSettings(), opened])
+    assert opened.calls == ["start", "end"]
+    assert never.calls == []
