@@ -339,8 +339,8 @@ class Viewer:
 
     # ------------------------------------------------------------------ window
     def open_window(self) -> pygame.Surface:
-        pygame.display.init()
         try:
+            pygame.display.init()
             screen = pygame.display.set_mode(self.size)
         except pygame.error as e:
             raise UserError(f"cannot open a window ({e}); use --export to write a video instead") from None
@@ -348,8 +348,13 @@ class Viewer:
         return screen
 
     def run(self, max_frames: int | None = None) -> None:
-        """The window loop, at most 60 frames a second, until the user quits."""
+        """The window loop, at most 60 frames a second, until the user quits (or ``max_frames``)."""
         screen = self.open_window()
+        driver = pygame.display.get_driver()
+        if max_frames is None and driver in ("dummy", "offscreen"):
+            pygame.display.quit()
+            raise UserError(f"no display (SDL video driver {driver!r}); "
+                            "use --export OUT.mp4 or --screenshot OUT.png")
         clock = pygame.time.Clock()
         drawn = 0
         try:

@@ -218,7 +218,8 @@ class Renderer:
         rows, cols = self._indices(cam)
         buf, p = self.buffer, self.PAD
         q = np.clip(frame.resource * (255.0 / self.resource_max), 0, 255).astype(np.uint8)
-        np.take(np.take(RESOURCE_LUT32[q], rows, axis=0), cols, axis=1, out=buf)
+        # columns first on the small field, then whole-row copies into the big buffer
+        np.take(np.take(RESOURCE_LUT32[q], cols, axis=1), rows, axis=0, out=buf)
         if len(frame) == 0:
             return buf
         bw = buf.shape[1]
