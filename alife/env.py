@@ -113,24 +113,36 @@ class AlifeParallelEnv(ParallelEnv):
         self._name_of[slots] = [f"a{i}" for i in st.ids[: st.hw].cpu().numpy()[slots]]
         obs, slots = self._observe()
         self.agents = self._names(slots)
-        self._slot_of = dict(zip(self.agents, slots.tolist(), strict=True))
+        self._slots, self._slot_of = slots, None
         observations = dict(zip(self.agents, obs, strict=True))
         return observations, {a: {} for a in self.agents}
+
+    def _actions_array(self, actions: dict[str, Any], hw: int) -> np.ndarray:
+        act = np.zeros((hw, 5), dtype=np.float32)
+        if not actions:
+            return act
+        prev = self.agents
+        if len(actions) == len(prev):
+            vals = [actions.get(a) for a in prev]  # the usual case: one action per live agent
+            if not any(v is None for v in vals):
+                act[self._slots] = np.asarray(vals, dtype=np.float32).reshape(len(prev), 5)
+                return act
+        if self._slot_of is None:
+            self._slot_of = dict(zip(prev, self._slots.tolist(), strict=True))
+        keys = [a for a in actions if a in self._slot_of]  # actions for the dead are ignored
+        if keys:
+            idx = np.fromiter((self._slot_of[a] for a in keys), dtype=np.int64, count=len(keys))
+            act[idx] = np.asarray([actions[a] for a in keys], dtype=np.float32).reshape(len(keys), 5)
+        return act
 
     def step(self, actions: dict[str, Any]):
         sim = self.sim
         if sim is None:
             raise RuntimeError("call reset() before step()")
         st = sim.world
-        prev = self.agents
-        prev_slots = np.fromiter((self._slot_of[a] for a in prev), dtype=np.int64, count=len(prev))
-        act = np.zeros((st.hw, 5), dtype=np.float32)
-        if actions:
-            keys = [a for a in actions if a in self._slot_of]
-            if keys:
-                idx = np.fromiter((self._slot_of[a] for a in keys), dtype=np.int64, count=len(keys))
-                act[idx] = np.asarray([actions[a] for a in keys], dtype=np.float32).reshape(len(keys), 5)
-        e_before = st.energy[torch.from_numpy(prev_slots)].cpu().numpy()
+        prev, prev_slots = self.agents, self._slots
+        act = self._actions_array(actions, st.hw)
+        e_before = st.energy.cpu().numpy()[prev_slots]
         sim.step(torch.from_numpy(act))
 
         died = sim.last_deaths
@@ -141,7 +153,7 @@ class AlifeParallelEnv(ParallelEnv):
             self._name_of[born.slots] = [f"a{i}" for i in born.ids]
         obs, slots = self._observe()
         alive_names = self._names(slots)
-        self._slot_of = dict(zip(alive_names, slots.tolist(), strict=True))
+        self._slots, self._slot_of = slots, None
 
         observations = dict(zip(alive_names, obs, strict=True))
         # rewards: survivors their energy change; the dead minus all they had; newborns 0
