@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from alife.config import ConfigError
+from alife.generational.batched import batched_for
 from alife.generational.policy import PolicySpec, act, policy_spec
 
 #: held-out episode seeds are HELDOUT_BASE + i; training seeds are drawn below it, so the two never meet
@@ -54,15 +55,33 @@ def make_env(env_id: str, max_episode_steps: int = 0, source: str = "task") -> A
         raise ConfigError(source, "task.env_id", f"{env_id!r} is not a gymnasium environment: {e}") from None
 
 
-class EpisodePool:
-    """Environments for one task, grown on demand, and the batched episode loop over them."""
+def time_limit(env: Any) -> int | None:
+    """The ``TimeLimit`` wrapper's step limit, if ``env`` has one."""
+    from gymnasium.wrappers import TimeLimit
 
-    def __init__(self, env_id: str, max_episode_steps: int = 0, source: str = "task"):
+    while env is not None:
+        if isinstance(env, TimeLimit):
+            return int(env._max_episode_steps)
+        env = getattr(env, "env", None)
+    return None
+
+
+class EpisodePool:
+    """Environments for one task, grown on demand, and the batched episode loop over them.
+
+    With ``batched=True`` (the default) gymnasium's classic-control tasks step through
+    :mod:`alife.generational.batched`, the same equations as array operations; other tasks step
+    their gymnasium environments one by one.
+    """
+
+    def __init__(self, env_id: str, max_episode_steps: int = 0, source: str = "task", batched: bool = True):
         self.env_id, self.max_episode_steps, self.source = env_id, max_episode_steps, source
         self.envs = [make_env(env_id, max_episode_steps, source)]
         first = self.envs[0]
         self.spec: PolicySpec = policy_spec(first.observation_space, first.action_space)
         self.reward_threshold = getattr(first.spec, "reward_threshold", None) if first.spec else None
+        self.limit = time_limit(first)
+        self.batched = batched_for(first) if batched else None
 
     def _grow(self, n: int) -> None:
         while len(self.envs) < n:
@@ -77,6 +96,8 @@ class EpisodePool:
         b = genomes.shape[0]
         self._grow(b)
         envs = self.envs[:b]
+        if self.batched is not None:
+            return self._play_batched(genomes, layout, envs, seeds, mapping)
         first = [env.reset(seed=int(s))[0] for env, s in zip(envs, seeds, strict=True)]
         obs = np.stack([np.asarray(o) for o in first])
         returns = np.zeros(b, dtype=np.float64)
@@ -94,6 +115,26 @@ class EpisodePool:
                 keep[j] = not (terminated or truncated)
             steps += active.size
             active = active[keep]
+        return returns, steps
+
+    def _play_batched(self, genomes: torch.Tensor, layout: Any, envs: list[Any], seeds: np.ndarray,
+                      mapping: str) -> tuple[np.ndarray, int]:
+        b = genomes.shape[0]
+        obs = self.batched.reset(envs, seeds)
+        returns = np.zeros(b, dtype=np.float64)
+        active = np.arange(b)
+        steps = t = 0
+        limit = self.limit if self.limit is not None else np.iinfo(np.int64).max
+        while active.size:
+            idx = torch.from_numpy(active).to(genomes.device)
+            x = torch.from_numpy(obs[active]).to(genomes.device)
+            actions = act(genomes.index_select(0, idx), layout, self.spec, x, mapping)
+            o, r, terminated = self.batched.step(active, actions)
+            returns[active] += r
+            obs[active] = o
+            steps += active.size
+            t += 1
+            active = active[~terminated & (t < limit)]
         return returns, steps
 
     def close(self) -> None:

@@ -1,0 +1,107 @@
+"""EvoTorch's SNES and PGPE as the peer in ``benchmarks/tasks.py``, on alife's own episodes.
+
+The peer optimises the same policy network (the ``policy`` segment of the task layout) on the
+same seeded training episodes through the same batched episode loop, so environment steps,
+the threshold rule and the held-out episodes are identical for both sides; only the search
+differs. SNES: Schaul, Glasmachers & Schmidhuber 2011, "High dimensions and heavy tails for
+natural evolution strategies"; PGPE: Sehnke et al. 2010, with the ClipUp optimiser of Toklu et
+al. 2020 (EvoTorch's default).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from alife import config as config_mod
+from alife.generational.episodes import EpisodePool, heldout_seeds, training_seeds
+from alife.generational.policy import task_layout
+from alife.genome import init_genomes
+
+#: searcher settings, the same for every task (a few values tried on CartPole-v1; see docs/results.md)
+SETTINGS: dict[str, dict[str, Any]] = {
+    "snes": {"stdev_init": 0.5},
+    "pgpe": {"popsize": 40, "center_learning_rate": 0.05, "stdev_learning_rate": 0.1, "stdev_init": 0.1},
+}
+
+
+def available() -> bool:
+    try:
+        import evotorch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def run_peer(algo: str, world: str, seed: int, max_env_steps: int) -> dict[str, Any]:
+    """One EvoTorch run on ``world``'s task until the threshold rule holds or the step budget ends.
+
+    The threshold rule is the generational runner's ``threshold_on = "best"``: the best sample of a
+    generation by training fitness, confirmed on ``task.confirm_episodes`` training episodes
+    (extra episodes counted in the steps), must reach the threshold.
+    """
+    from evotorch import Problem
+    from evotorch.algorithms import PGPE, SNES
+
+    torch.manual_seed(seed)  # EvoTorch samples from torch's global generator
+    cfg = config_mod.load(world)
+    task = cfg.task
+    pool = EpisodePool(task.env_id, task.max_episode_steps, cfg.source)
+    thr = task.threshold if math.isfinite(task.threshold) else pool.reward_threshold
+    layout = task_layout(pool.spec, cfg.brain, task.hidden)
+    lo, hi = layout.segment_range("policy")
+    rng = np.random.default_rng(seed)
+    state: dict[str, Any] = {"steps": 0}
+
+    def genomes_of(x: torch.Tensor) -> torch.Tensor:
+        g = torch.zeros(x.shape[0], layout.size)
+        g[:, lo:hi] = x.detach().float()
+        return g
+
+    def play(x: torch.Tensor, seeds: np.ndarray) -> np.ndarray:
+        n, e = x.shape[0], len(seeds)
+        returns, steps = pool.play(genomes_of(x).repeat_interleave(e, 0), layout, np.tile(seeds, n),
+                                   task.action_mapping)
+        state["steps"] += steps
+        return returns.reshape(n, e)
+
+    def fitness(x: torch.Tensor) -> torch.Tensor:
+        f = play(x, training_seeds(rng, task.episodes)).mean(1)
+        state["x"], state["f"] = x.detach().clone(), f
+        return torch.as_tensor(f, dtype=torch.float32)
+
+    center = init_genomes(layout, 1, cfg.brain, 0.05, torch.Generator().manual_seed(seed))[0, lo:hi]
+    problem = Problem("max", fitness, solution_length=hi - lo, initial_bounds=(-0.1, 0.1),
+                      vectorized=True, seed=seed)
+    kw = dict(SETTINGS[algo], center_init=center)
+    searcher = SNES(problem, **kw) if algo == "snes" else PGPE(problem, **kw)
+    c0, t0 = time.process_time(), time.perf_counter()
+    reached = None
+    gens = 0
+    while state["steps"] < max_env_steps:
+        searcher.step()
+        gens += 1
+        f = state["f"]
+        b = int(np.argmax(f))
+        if thr is not None and f[b] >= thr:
+            need = task.confirm_episodes - task.episodes
+            more = play(state["x"][b:b + 1], training_seeds(rng, need)).sum() if need > 0 else 0.0
+            mean = (f[b] * task.episodes + more) / max(task.confirm_episodes, task.episodes)
+            if mean >= thr:
+                reached = {"env_steps": state["steps"], "cpu_s": time.process_time() - c0,
+                           "wall_s": time.perf_counter() - t0, "generations": gens}
+                break
+    best = state["x"][int(np.argmax(state["f"]))]
+    steps_before = state["steps"]
+    held = play(best[None], heldout_seeds(task.heldout_episodes))[0]
+    pool.close()
+    return {"method": f"evotorch-{algo}", "seed": seed, "generations": gens, "env_steps": steps_before,
+            "reached": reached is not None,
+            "env_steps_to_threshold": None if reached is None else reached["env_steps"],
+            "cpu_to_threshold_s": None if reached is None else reached["cpu_s"],
+            "wall_to_threshold_s": None if reached is None else reached["wall_s"],
+            "heldout_mean": float(held.mean()), "heldout_std": float(held.std(ddof=1))}

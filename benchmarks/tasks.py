@@ -1,0 +1,203 @@
+"""Generational runs on gymnasium tasks: every reproduction strategy the project has, over seeds,
+next to EvoTorch's SNES and PGPE on the same episodes. Writes its table into ``docs/results.md``.
+
+    python benchmarks/tasks.py                      # CartPole, Acrobot, Pendulum; 5 seeds
+    python benchmarks/tasks.py --tasks lunar_lander --seeds 3
+    python benchmarks/tasks.py --no-peers --out -   # print the table only
+
+For each task (a shipped world file) and method, over ``--seeds`` seeds: the environment steps,
+CPU seconds and wall seconds until the threshold rule holds (the best genome by training fitness
+reaches the task's threshold, confirmed on ``task.confirm_episodes`` training episodes; confirmation
+episodes counted), and the held-out score (mean return of that genome on 100 held-out seeded
+episodes, seeds disjoint from training). Medians of steps and times come with a 95% bootstrap
+interval; held-out means with a 95% t-interval over seeds. Runs that never reach the threshold
+within the budget count as "not reached" (an infinite time: a median over them is shown as ">").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import peers  # noqa: E402  (sits beside this script)
+
+#: task -> (world file, step budget for the peers: about what the world's generations spend)
+TASKS: dict[str, tuple[str, int]] = {
+    "cartpole": ("worlds/cartpole.toml", 300_000),
+    "acrobot": ("worlds/acrobot.toml", 1_000_000),
+    "pendulum": ("worlds/pendulum.toml", 10_000_000),
+    "lunar_lander": ("worlds/lunar_lander.toml", 20_000_000),
+}
+
+#: reproduction strategies the project has: name -> world overrides. The table grows with them.
+STRATEGIES: dict[str, dict[str, Any]] = {
+    "gaussian": {"strategies.reproduction": "crossover-mutate", "strategies.mutation": "gaussian"},
+}
+
+BEGIN, END = "<!-- benchmarks/tasks.py:begin -->", "<!-- benchmarks/tasks.py:end -->"
+
+
+def run_ours(world: str, strategy: str, seed: int) -> dict[str, Any]:
+    from alife.generational import TaskRun
+
+    ov = dict(STRATEGIES[strategy])
+    ov["task.stop_at_threshold"] = True
+    s = TaskRun(str(ROOT / world), seed=seed, overrides=ov).run()
+    return {"method": f"alife-{strategy}", "seed": seed, "generations": s["generations"],
+            "env_steps": s["env_steps"], "reached": s["reached_threshold"],
+            "env_steps_to_threshold": s["env_steps_to_threshold"],
+            "cpu_to_threshold_s": s["cpu_to_threshold_s"], "wall_to_threshold_s": s["wall_to_threshold_s"],
+            "heldout_mean": s["heldout_mean"], "heldout_std": s["heldout_std"], "threshold": s["threshold"]}
+
+
+# ---------------------------------------------------------------------- statistics
+def median_ci(values: list[float | None], rng: np.random.Generator, n_boot: int = 4000) -> tuple[float, float, float]:
+    """Median and 95% percentile-bootstrap interval; ``None`` (not reached) counts as infinity."""
+    x = np.array([math.inf if v is None else v for v in values], dtype=float)
+    boots = np.median(rng.choice(x, size=(n_boot, x.size), replace=True), axis=1)
+    return float(np.median(x)), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+
+
+#: two-sided 95% Student-t quantiles by degrees of freedom (1.96 past the table)
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262,
+        10: 2.228, 15: 2.131, 20: 2.086, 30: 2.042}
+
+
+def mean_ci(values: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of a 95% Student-t interval over seeds."""
+    x = np.asarray(values, dtype=float)
+    if x.size < 2:
+        return float(x.mean()), math.nan
+    df = x.size - 1
+    t = T975.get(df) or T975[max(k for k in T975 if k <= df)] if df <= 30 else 1.96
+    return float(x.mean()), t * float(x.std(ddof=1)) / math.sqrt(x.size)
+
+
+def _fmt(m: float, lo: float, hi: float, scale: float = 1.0, digits: int = 0) -> str:
+    def f(v: float) -> str:
+        return ">budget" if math.isinf(v) else f"{v / scale:,.{digits}f}"
+    return f"{f(m)} [{f(lo)}, {f(hi)}]"
+
+
+def table(results: dict[str, list[dict[str, Any]]], thresholds: dict[str, float], seed: int = 0) -> str:
+    rng = np.random.default_rng(seed)
+    rows = ["| task | method | reached | env steps to threshold, median [95% CI] | CPU s to threshold | "
+            "wall s to threshold | held-out mean ± 95% CI (over seeds) | held-out >= threshold |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for task, runs in results.items():
+        thr = thresholds[task]
+        for method in dict.fromkeys(r["method"] for r in runs):
+            rs = [r for r in runs if r["method"] == method]
+            steps = median_ci([r["env_steps_to_threshold"] for r in rs], rng)
+            cpu = median_ci([r["cpu_to_threshold_s"] for r in rs], rng)
+            wall = median_ci([r["wall_to_threshold_s"] for r in rs], rng)
+            hm, hci = mean_ci([r["heldout_mean"] for r in rs])
+            ok = sum(r["heldout_mean"] >= thr for r in rs)
+            rows.append(f"| {task} ({thr:g}) | {method} | {sum(r['reached'] for r in rs)}/{len(rs)} | "
+                        f"{_fmt(*steps)} | {_fmt(*cpu, digits=2)} | {_fmt(*wall, digits=2)} | "
+                        f"{hm:.1f} ± {hci:.1f} | {ok}/{len(rs)} |")
+    return "\n".join(rows)
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import torch
+
+    return (f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; Python "
+            f"{platform.python_version()}, torch {torch.__version__} (CPU, {torch.get_num_threads()} threads)")
+
+
+def write_results(path: Path, body: str) -> None:
+    block = f"{BEGIN}\n{body}\n{END}"
+    text = path.read_text() if path.exists() else "# Results\n"
+    if BEGIN in text and END in text:
+        text = text[: text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--tasks", nargs="+", default=["cartpole", "acrobot", "pendulum"], choices=sorted(TASKS))
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--strategies", nargs="+", default=sorted(STRATEGIES), choices=sorted(STRATEGIES))
+    p.add_argument("--no-peers", action="store_true", help="skip EvoTorch SNES/PGPE")
+    p.add_argument("--peers", nargs="+", default=["snes", "pgpe"], choices=["snes", "pgpe"])
+    p.add_argument("--out", default=str(ROOT / "docs" / "results.md"), help="markdown file, or - for stdout")
+    p.add_argument("--json", default=str(ROOT / "benchmarks" / "tasks_results.json"), help="raw per-run results")
+    args = p.parse_args(argv)
+    logging.getLogger("evotorch").setLevel(logging.WARNING)
+    use_peers = not args.no_peers and peers.available()
+    results: dict[str, list[dict[str, Any]]] = {}
+    thresholds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    for task in args.tasks:
+        world, budget = TASKS[task]
+        runs = results.setdefault(task, [])
+        for strategy in args.strategies:
+            for seed in range(args.seeds):
+                r = run_ours(world, strategy, seed)
+                thresholds[task] = r["threshold"]
+                runs.append(r)
+                print(f"{task} {r['method']} seed {seed}: steps {r['env_steps_to_threshold']} "
+                      f"held-out {r['heldout_mean']:.1f}", flush=True)
+        if use_peers:
+            for algo in args.peers:
+                for seed in range(args.seeds):
+                    r = peers.run_peer(algo, str(ROOT / world), seed, budget)
+                    runs.append(r)
+                    print(f"{task} {r['method']} seed {seed}: steps {r['env_steps_to_threshold']} "
+                          f"held-out {r['heldout_mean']:.1f}", flush=True)
+    body = "\n".join([
+        "## Generational runs on gymnasium tasks (`benchmarks/tasks.py`)",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; {args.seeds} seeds per row; "
+        f"{time.perf_counter() - t0:.0f} s in all. Command: `python benchmarks/tasks.py "
+        f"{' '.join(sys.argv[1:] if argv is None else argv)}`.",
+        "",
+        "Threshold rule, the same for every method: the best genome of a generation by training "
+        "fitness reaches the threshold, confirmed on 5 training episodes (those episodes count in the "
+        "steps). Held-out: that genome's mean return on 100 held-out seeded episodes (seeds disjoint "
+        "from training), never the max over noisy training means. Steps and times are medians with "
+        "95% bootstrap intervals (`>budget`: not reached); CPU seconds are this process's. "
+        "EvoTorch rows optimise the same policy network on the same episodes "
+        + ("(SNES, PGPE with ClipUp; settings in `benchmarks/peers.py`)." if use_peers else
+           "(not installed in this run: `pip install evotorch`)."),
+        "",
+        table(results, thresholds),
+    ])
+    if args.out == "-":
+        print(body)
+    else:
+        write_results(Path(args.out), body)
+        print(f"wrote {args.out}")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"machine": machine(), "results": results}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
