@@ -37,10 +37,20 @@ def read_committed(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
         raise FileFormatError(str(p), "is a folder, not a lineage file")
     if not h5py.is_hdf5(p):
         raise FileFormatError(str(p), "not a lineage file (not an HDF5 file)")
+    eof, size = _stored_eof(p), p.stat().st_size
+    if eof is not None and size < eof:
+        # checked here because HDF5's SWMR read mode skips this check and then retries reads
+        # past the end of the file for a long time
+        raise FileFormatError(str(p), f"truncated file ({size} bytes; its superblock says {eof})")
     try:
-        f = h5py.File(p, "r", swmr=True)
+        f = h5py.File(p, "r")
     except OSError as e:
-        raise FileFormatError(str(p), f"truncated or corrupt HDF5 file ({_reason(e)})") from None
+        if "already open" not in str(e) and "lock" not in str(e):
+            raise FileFormatError(str(p), f"truncated or corrupt HDF5 file ({_reason(e)})") from None
+        try:  # a writer has it open (or was killed): SWMR read mode reads it as of its last flush
+            f = h5py.File(p, "r", swmr=True)
+        except OSError as e2:
+            raise FileFormatError(str(p), f"truncated or corrupt HDF5 file ({_reason(e2)})") from None
     try:
         with f:
             attrs = dict(f.attrs)
@@ -71,6 +81,20 @@ def read_committed(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
         raise
     except (OSError, KeyError, ValueError) as e:
         raise FileFormatError(str(p), f"truncated or corrupt lineage file ({_reason(e)})") from None
+
+
+def _stored_eof(p: Path) -> int | None:
+    """The end-of-file address in an HDF5 superblock of version 2 or 3 (what ``libver="latest"``
+    writes): after the 8-byte signature, version, two sizes, flags, base address and superblock
+    extension address (HDF5 File Format Specification 3.0, section II.A). ``None`` otherwise.
+
+    A file written in SWMR mode keeps the address of its last non-SWMR flush, so a file cut
+    below it is certainly truncated; a killed SWMR writer leaves a file longer than it."""
+    with p.open("rb") as fh:
+        head = fh.read(48)
+    if len(head) < 36 or head[:8] != b"\x89HDF\r\n\x1a\n" or head[8] not in (2, 3) or head[9] != 8:
+        return None
+    return int.from_bytes(head[28:36], "little")
 
 
 def _ranges(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
