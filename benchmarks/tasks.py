@@ -35,6 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import peers  # noqa: E402  (sits beside this script)
 
+from alife import config as config_mod  # noqa: E402
+
 #: task -> (world file, step budget for the peers: about what the world's generations spend)
 TASKS: dict[str, tuple[str, int]] = {
     "cartpole": ("worlds/cartpole.toml", 300_000),
@@ -150,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "tasks_results.json"), help="raw per-run results")
     args = p.parse_args(argv)
     logging.getLogger("evotorch").setLevel(logging.WARNING)
+    import torch
+
+    # both sides single-threaded: TaskRun.run() already is; tiny batched networks gain nothing
+    # from intra-op threads, which only spin (see alife/generational/runner.py)
+    torch.set_num_threads(1)
     use_peers = not args.no_peers and peers.available()
     results: dict[str, list[dict[str, Any]]] = {}
     thresholds: dict[str, float] = {}
@@ -171,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
                     runs.append(r)
                     print(f"{task} {r['method']} seed {seed}: steps {r['env_steps_to_threshold']} "
                           f"held-out {r['heldout_mean']:.1f}", flush=True)
+    confirm_note = ", ".join(f"{t} {config_mod.load(ROOT / TASKS[t][0]).task.confirm_episodes}" for t in args.tasks)
     body = "\n".join([
         "## Generational runs on gymnasium tasks (`benchmarks/tasks.py`)",
         "",
@@ -179,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{' '.join(sys.argv[1:] if argv is None else argv)}`.",
         "",
         "Threshold rule, the same for every method: the best genome of a generation by training "
-        "fitness reaches the threshold, confirmed on 5 training episodes (those episodes count in the "
-        "steps). Held-out: that genome's mean return on 100 held-out seeded episodes (seeds disjoint "
+        "fitness reaches the threshold, confirmed on the world's `task.confirm_episodes` training "
+        f"episodes ({confirm_note}; those episodes count in the steps). Held-out: that genome's mean return on 100 held-out seeded episodes (seeds disjoint "
         "from training), never the max over noisy training means. Steps and times are medians with "
         "95% bootstrap intervals (`>budget`: not reached); CPU seconds are this process's. "
         "EvoTorch rows optimise the same policy network on the same episodes "

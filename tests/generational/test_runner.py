@@ -156,3 +156,32 @@ def test_box_actions_stay_in_bounds_on_pendulum():
     assert a.shape == (4, 1) and (a >= -2).all() and (a <= 2).all()
     s = run.run()
     assert s["env_steps"] == 4 * 20 and s["heldout_env_steps"] == 2 * 20
+
+
+def test_threshold_needs_confirmation_and_counts_its_steps(cartpole_world):
+    run = TaskRun(cartpole_world(generations=30, population=20, threshold=300.0, confirm_episodes=6,
+                                 stop_at_threshold=True), seed=0)
+    evaluated = []
+    play = run.pool.play
+
+    def spy(genomes, layout, seeds, mapping="tanh"):
+        out = play(genomes, layout, seeds, mapping)
+        evaluated.append(out[1])
+        return out
+
+    run.pool.play = spy
+    s = run.run()
+    assert s["reached_threshold"]
+    best = run.best_index()
+    assert run._ret_n[best] >= 6 and run.fitness[best] >= 300.0
+    # every training step up to the threshold, confirmations included, is in the count
+    assert s["env_steps_to_threshold"] == s["env_steps"] == sum(evaluated[:-1])
+    assert s["generations_to_threshold"] == s["generations"]
+
+
+def test_population_mean_threshold(cartpole_world):
+    s = TaskRun(cartpole_world(generations=3, threshold=1.0, threshold_on="population",
+                               stop_at_threshold=True), seed=0).run()
+    assert s["reached_threshold"] and s["generations"] == 1 and s["threshold_on"] == "population"
+    s = TaskRun(cartpole_world(generations=3, threshold=1e6, threshold_on="population"), seed=0).run()
+    assert not s["reached_threshold"] and s["env_steps_to_threshold"] is None
