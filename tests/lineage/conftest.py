@@ -45,14 +45,14 @@ def run_with_lineage(path: Path, steps: int, seed: int, asexual: bool = False, *
 @pytest.fixture(scope="session")
 def sexual_run(tmp_path_factory) -> tuple[Path, dict]:
     path = tmp_path_factory.mktemp("sexual") / "lineage.h5"
-    info = run_with_lineage(path, 150, seed=3, commit_every=7, genomes="births:3", series_every=5)
+    info = run_with_lineage(path, 120, seed=3, commit_every=7, genomes="births:3", series_every=5)
     return path, info
 
 
 @pytest.fixture(scope="session")
 def asexual_run(tmp_path_factory) -> tuple[Path, dict]:
     path = tmp_path_factory.mktemp("asexual") / "lineage.h5"
-    info = run_with_lineage(path, 150, seed=4, asexual=True, commit_every=25)
+    info = run_with_lineage(path, 120, seed=4, asexual=True, commit_every=25)
     return path, info
 
 
@@ -81,4 +81,5 @@ def synthetic(path: Path, parents: list[tuple[int, int]], steps: list[int], deat
 
 @pytest.fixture
 def make_synthetic(tmp_path):
-    return lambda *a, **kw: synthetic(tmp_path / "synthetic.h5", *a, **kw)
+    (tmp_path / "run").mkdir()
+    return lambda *a, **kw: synthetic(tmp_path / "run" / "lineage.h5", *a, **kw)
