@@ -351,8 +351,8 @@ def load(world: str | Path | WorldConfig | dict | None = None,
     if not path.exists() and not str(world).endswith(".toml"):
         try:
             text = importlib.resources.files("alife.worlds").joinpath(f"{world}.toml").read_text()
-        except FileNotFoundError:
-            raise ConfigError(str(world), "", "no such world file and no embedded world of that name") from None
+        except (OSError, ValueError, UnicodeDecodeError):  # ValueError: a name with a NUL byte
+            raise ConfigError(repr(str(world))[1:-1], "", "no such world file and no embedded world of that name") from None
         source, base = f"<embedded {world}.toml>", "."
     else:
         if not path.is_file():

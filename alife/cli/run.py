@@ -132,11 +132,11 @@ def run_command(args: argparse.Namespace) -> int:
     if run_dir.exists() and any(run_dir.iterdir()):
         raise UserError(f"run folder {str(run_dir)!r} already exists and is not empty; pick another --out")
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_run_record(run_dir, args, cfg, seed)
     load, blocked = split_plugin_args(args.modules)
     recorders = make_recorders(run_dir, args, cfg)
     sim = Simulation(cfg, seed=seed, device=args.device, modules=load, blocked=blocked,
                      plugins_dirs=args.plugins_dir, plugins=recorders, run_dir=run_dir)
+    write_run_record(run_dir, args, cfg, seed)  # once the world has started: a bad one leaves none
     on_step = None
     if args.watch:
         from alife.viewer.live import LiveViewer
