@@ -183,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         "## Generational runs on gymnasium tasks (`benchmarks/tasks.py`)",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; {args.seeds} seeds per row; "
-        f"{time.perf_counter() - t0:.0f} s in all. Command: `python benchmarks/tasks.py "
+        f"{time.perf_counter() - t0:.0f} s in all; 1-minute load average at the end "
+        f"{os.getloadavg()[0]:.1f} (above the core count, other jobs shared the CPUs and wall "
+        f"times are inflated; CPU seconds are not). Command: `python benchmarks/tasks.py "
         f"{' '.join(sys.argv[1:] if argv is None else argv)}`.",
         "",
         "Threshold rule, the same for every method: the best genome of a generation by training "
