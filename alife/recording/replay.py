@@ -293,7 +293,7 @@ class Replay:
         try:
             c = {name: d[a:b] for name, d in self._ag.items()}
             res = self._res[i]
-        except (OSError, ValueError) as e:
+        except (OSError, RuntimeError, ValueError) as e:
             raise FileFormatError(str(self.path), f"frame {i} cannot be read (truncated?): {e}") from None
         size = np.array([self.width, self.height], dtype=np.float32)
         pos = np.stack([c["x"], c["y"]], axis=1).astype(np.float32) * (size / np.float32(65536.0))
@@ -326,15 +326,15 @@ def open_replay(path: str | Path) -> Replay:
         raise FileFormatError(str(p), "no such file")
     try:
         f = h5py.File(p, "r")
-    except OSError:
+    except (OSError, RuntimeError):
         try:  # a writer still running, or killed, in SWMR mode
             f = h5py.File(p, "r", swmr=True)
-        except OSError as e:
+        except (OSError, RuntimeError) as e:
             raise FileFormatError(str(p), f"not a readable HDF5 file (truncated or foreign): {e}") from None
     try:
         _check_format(f, p)
         replay = Replay(f, p)
-    except (KeyError, OSError, ValueError) as e:
+    except (KeyError, OSError, RuntimeError, ValueError) as e:
         f.close()
         raise FileFormatError(str(p), f"damaged replay: {e}") from None
     except FileFormatError:
