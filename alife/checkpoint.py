@@ -118,13 +118,14 @@ def save_checkpoint(sim: Simulation, path: str | Path, run: dict[str, Any] | Non
             g = f.create_group("state")
             for name in SLOT_FIELDS + SPECIES_FIELDS + ("resource",):
                 g.create_dataset(name, data=getattr(st, name).cpu().numpy(), compression="gzip",
-                                 compression_opts=1)
-            f.create_dataset("rng", data=sim.generator.get_state().numpy())
+                                 compression_opts=1, fletcher32=True)
+            # checksummed, so a flipped bit in the generator state is an error, not another run
+            f.create_dataset("rng", data=sim.generator.get_state().numpy(), fletcher32=True)
             pool = sim.extinction_pool_arrays()
             if pool is not None:
                 pg = f.create_group("pool")
                 for name in POOL_FIELDS:
-                    pg.create_dataset(name, data=pool[name])
+                    pg.create_dataset(name, data=pool[name], fletcher32=True)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)

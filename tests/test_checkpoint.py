@@ -176,6 +176,17 @@ def test_corrupted_bytes(good_checkpoint):
         ck.load_checkpoint(good_checkpoint)
 
 
+@pytest.mark.parametrize("name", ["rng", "state/genomes", "state/energy"])
+def test_a_flipped_byte_inside_an_array_is_caught(good_checkpoint, name):
+    with h5py.File(good_checkpoint, "r") as f:
+        offset = f[name].id.get_chunk_info(0).byte_offset
+    data = bytearray(good_checkpoint.read_bytes())
+    data[offset + 3] ^= 0x10
+    good_checkpoint.write_bytes(bytes(data))
+    with pytest.raises(FileFormatError, match="truncated or corrupt checkpoint"):
+        ck.open_checkpoint(good_checkpoint)
+
+
 def test_foreign_hdf5(tmp_path):
     p = tmp_path / "other.h5"
     with h5py.File(p, "w") as f:
