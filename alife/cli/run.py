@@ -8,8 +8,8 @@ import json
 import platform
 import sys
 import time
-from datetime import datetime, timezone
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +127,7 @@ def run_command(args: argparse.Namespace) -> int:
     seed = cfg.seed if args.seed is None else args.seed
     if seed < 0:
         raise ConfigError("--seed", "seed", f"expected a value >= 0, got {seed}")
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     run_dir = Path(args.out) if args.out else Path("replays") / f"{cfg.name}-s{seed}-{stamp}"
     if run_dir.exists() and any(run_dir.iterdir()):
         raise UserError(f"run folder {str(run_dir)!r} already exists and is not empty; pick another --out")
