@@ -105,7 +105,7 @@ class MutationSection:
     sigma_min: float = _f(1e-4, "smallest step size", lo=0.0, lo_open=True, hi=10.0)
     sigma_max: float = _f(0.5, "largest step size", lo=0.0, lo_open=True, hi=100.0)
     tau: float = _f(0.1, "log-normal learning rate of the step size itself", lo=0.0, hi=10.0)
-    species_threshold: float = _f(0.6, "tag distance from its species' founder at which a child founds a new species", lo=0.0, lo_open=True, hi=1e6)
+    species_threshold: float = _f(1.0, "tag distance from its species' founder at which a child founds a new species", lo=0.0, lo_open=True, hi=1e6)
 
 
 @dataclass

@@ -19,7 +19,6 @@ from pettingzoo import ParallelEnv
 
 from alife.simulation import Simulation
 
-
 TAG_BOUND = 5.0
 
 
@@ -140,7 +139,7 @@ class AlifeParallelEnv(ParallelEnv):
         if sim is None:
             raise RuntimeError("call reset() before step()")
         st = sim.world
-        prev, prev_slots = self.agents, self._slots
+        prev_slots = self._slots
         act = self._actions_array(actions, st.hw)
         e_before = st.energy.cpu().numpy()[prev_slots]
         sim.step(torch.from_numpy(act))
