@@ -171,7 +171,9 @@ class ReplayRecorder:
             raise FileFormatError(str(self.path), "cannot resume: the replay file is missing")
         try:
             f = h5py.File(self.path, "r+", libver="latest")
-        except OSError:
+        except (OSError, RuntimeError) as e:
+            if "already open for write" not in str(e):
+                raise FileFormatError(str(self.path), f"cannot resume: not a readable HDF5 file: {e}") from None
             # a killed SWMR writer leaves the file flagged open; rebuild it from a SWMR read
             self._rebuild()
             f = h5py.File(self.path, "r+", libver="latest")
@@ -326,11 +328,15 @@ def open_replay(path: str | Path) -> Replay:
         raise FileFormatError(str(p), "no such file")
     try:
         f = h5py.File(p, "r")
-    except (OSError, RuntimeError):
-        try:  # a writer still running, or killed, in SWMR mode
-            f = h5py.File(p, "r", swmr=True)
-        except (OSError, RuntimeError) as e:
+    except (OSError, RuntimeError) as e:
+        # only a file flagged open by a SWMR writer (running, or killed) is worth a SWMR read: on a
+        # truncated file HDF5's SWMR read retries a bad read for minutes instead of failing
+        if "already open for write" not in str(e):
             raise FileFormatError(str(p), f"not a readable HDF5 file (truncated or foreign): {e}") from None
+        try:
+            f = h5py.File(p, "r", swmr=True)
+        except (OSError, RuntimeError) as e2:
+            raise FileFormatError(str(p), f"not a readable HDF5 file (truncated or foreign): {e2}") from None
     try:
         _check_format(f, p)
         replay = Replay(f, p)
