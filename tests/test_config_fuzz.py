@@ -20,7 +20,8 @@ KNOWN_KEYS = ["width", "height", "capacity", "initial_agents", "initial_species"
 scalars = hs.one_of(
     hs.none(), hs.booleans(), hs.integers(), hs.integers(min_value=-(2**70), max_value=2**70),
     hs.floats(allow_nan=True, allow_infinity=True), hs.text(max_size=12),
-    hs.sampled_from([0, 1, -1, 8, 2**22, 2**22 + 1, 2**63, 1e308, -0.0, "nan", "auto", "stop", "reseed"]),
+    hs.sampled_from([0, 1, -1, 8, 2**22, 2**22 + 1, 2**63, 10**400, -(10**400), 1e308, -0.0, "nan", "auto",
+                     "stop", "reseed"]),
     hs.binary(max_size=4),
 )
 keys = hs.one_of(hs.sampled_from(KNOWN_KEYS + KNOWN_SECTIONS), hs.text(max_size=8))
