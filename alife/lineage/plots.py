@@ -87,12 +87,18 @@ def plot_population(lin: LineageFile, out: Path) -> Path:
 
 def plot_muller(lin: LineageFile, out: Path) -> Path:
     plt = _plt()
+    import matplotlib
+
     grid, ab = lin.abundance()
     parent = lin.data["species/parent"]
+    origin = lin.data["species/origin_step"]
     total = ab.sum(axis=0).astype(np.float64)
     freq = ab / np.maximum(total, 1)[None, :]
     order = muller_order(parent)
-    colours = species_colours(parent)
+    # colour = when the species arose: successive waves of new species read as bands of colour
+    norm = matplotlib.colors.Normalize(vmin=0, vmax=max(int(grid[-1]), 1))
+    cmap = matplotlib.colormaps["viridis"]
+    colours = cmap(norm(origin))
     fig, ax = plt.subplots(figsize=(7, 3.8), constrained_layout=True)
     bands = np.array([freq[s] * share for s, share in order]) if order else np.zeros((0, grid.size))
     ax.stackplot(grid, bands, colors=[colours[s] for s, _ in order], linewidth=0)
@@ -100,7 +106,9 @@ def plot_muller(lin: LineageFile, out: Path) -> Path:
     ax.set_ylim(0, 1)
     ax.set_xlabel("step")
     ax.set_ylabel("frequency")
-    ax.set_title(f"Muller plot of species ({len(parent)} species; colour = founding lineage)")
+    ax.set_title(f"Muller plot of species ({len(parent)} species; daughters drawn inside their parents)")
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="species origin (step)",
+                 fraction=0.04, pad=0.01)
     path = out / "muller.png"
     fig.savefig(path)
     plt.close(fig)

@@ -162,21 +162,25 @@ class LineageRecorder:
         if self.path.exists():
             raise UserError(f"{self.path}: a lineage file already exists; resume the run or pick another folder")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        schema.create(tmp, self._attrs(sim), sim.layout.size)
-        os.replace(tmp, self.path)
-        self._open_swmr()
+        size = sim.layout.size
+        self._cols = schema.columns(size)
+        self._buf = {c.path: [] for c in self._cols}
+        # the roots go into the file before it gets its name: a lineage.h5 always holds them
         self._strategy_code(INITIAL_STRATEGY)
         st = sim.world
         slots = st.alive_slots()
         ids = st.ids[slots].cpu().numpy()
         parents = np.full((ids.size, 2), -1, dtype=np.int64)
         self._add_births(ids, parents, ROOT_STEP, st.species[slots].cpu().numpy(), 0,
-                         st.genomes[slots].cpu().numpy(), roots=True)
+                         st.genomes[slots].cpu().numpy())
         self._species(sim, ROOT_STEP)
         if self.genome_mode == "survivors":
             self._snapshot(sim, ROOT_STEP)
-        self.commit(ROOT_STEP)
+        data = {path: np.concatenate(parts) for path, parts in self._buf.items() if parts}
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        schema.write_file(tmp, self._attrs(sim), size, data, ROOT_STEP)
+        os.replace(tmp, self.path)
+        self._open_swmr()
 
     def _open_swmr(self) -> None:
         self._f = h5py.File(self.path, "r+", libver="latest")
@@ -227,7 +231,7 @@ class LineageRecorder:
         return self._strategies.index(name)
 
     def _add_births(self, ids: np.ndarray, parents: np.ndarray, step: int, species: np.ndarray,
-                    code: int, genomes: np.ndarray, roots: bool = False) -> None:
+                    code: int, genomes: np.ndarray) -> None:
         k = len(ids)
         self._put("births/id", np.asarray(ids, dtype=np.int64))
         self._put("births/parents", np.asarray(parents, dtype=np.int64).reshape(k, 2))
