@@ -48,6 +48,7 @@ def replay_command(args: argparse.Namespace) -> int:
     path = Path(args.file)
     with open_replay(path) as replay:
         lineage = replay.path.parent / "lineage.h5"
+        os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
         try:
             import pygame  # noqa: F401
         except ImportError:

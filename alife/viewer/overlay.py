@@ -127,7 +127,7 @@ def draw_timeline(target: pygame.Surface, text: Text, rect: pygame.Rect, index: 
         pts = np.stack([xs, ys], 1)
         if len(pts) > 2 * inner.w:  # one point per pixel column is enough
             pts = pts[np.linspace(0, n - 1, 2 * inner.w).astype(np.int64)]
-        pygame.draw.lines(target, (90, 140, 110), False, pts.tolist(), 1)
+        pygame.draw.lines(target, (120, 200, 140), False, pts.tolist(), 1)
     x = inner.x + (index / max(n - 1, 1)) * (inner.w - 1)
     pygame.draw.line(target, ACCENT, (x, rect.y + 2), (x, rect.bottom - 2), 2)
     target.blit(text.render(f"{int(steps[0])}", DIM), (rect.x + 8, rect.y + 10))
