@@ -72,7 +72,18 @@ def _summary(lin: Any, args: argparse.Namespace) -> int:
     if len(lod):
         print(f"line of descent of the most abundant living lineage: {len(lod)} agents, "
               f"root {int(lod['id'].iloc[0])} -> living {int(lod['id'].iloc[-1])}")
-    return 0
+    checks = lin.check()
+    summary = lin.path.parent / "summary.json"
+    if summary.is_file():  # the run folder's own count, written by `alife run` at the end
+        import json
+
+        s = json.loads(summary.read_text())
+        if isinstance(s, dict) and s.get("steps") == lin.last_step + 1:
+            checks["births equal summary.json's"] = s.get("births") == births
+            checks["deaths equal summary.json's"] = s.get("deaths") == len(lin.deaths)
+    bad = [k for k, ok in checks.items() if not ok]
+    print("checks: " + ("all pass (" + "; ".join(checks) + ")" if not bad else "FAILED: " + "; ".join(bad)))
+    return 0 if not bad else 1
 
 
 def _ancestry(lin: Any, args: argparse.Namespace) -> int:

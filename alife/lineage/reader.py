@@ -256,6 +256,20 @@ class LineageFile:
         top = root[np.maximum(r, 0)]
         return (r >= 0) & (self.parent_ids[top, 0] < 0)
 
+    def check(self) -> dict[str, bool]:
+        """Integrity of the records: ids unique, every parent id (either parent) present, deaths
+        of known agents once each and not before birth, every living agent's line reaching a root."""
+        dead = self.rows(self.data["deaths/id"])
+        par = self.parent_ids[self.parent_ids >= 0]
+        return {
+            "ids unique": bool(np.unique(self.ids).size == self.ids.size),
+            "every parent in the file": bool(self.rows(par).min(initial=0) >= 0),
+            "deaths of known agents, once each": bool(dead.min(initial=0) >= 0
+                                                      and np.unique(dead).size == dead.size),
+            "no death before birth": bool(np.all(self.data["deaths/step"] >= self.birth_step[np.maximum(dead, 0)])),
+            "every living line reaches a root": bool(self.reaches_root(self.living).all()),
+        }
+
     def descendants(self, agent_id: int) -> np.ndarray:
         """Ids of every descendant of ``agent_id`` through either parent (not the agent itself)."""
         r = self.row(agent_id)

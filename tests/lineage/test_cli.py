@@ -19,6 +19,19 @@ def test_summary(make_synthetic, capsys):
     assert "agents: 7 (2 roots at step -1, 5 births), 4 deaths, 3 living" in out
     assert "MRCA of the living: agent 2 born at step 5" in out
     assert "phylogenetic diversity of the living: 18 steps; mean pairwise distance: 8.0 steps" in out
+    assert "checks: all pass" in out
+
+
+def test_summary_compares_with_the_run_summary(make_synthetic, capsys):
+    import json
+
+    p = make_synthetic(PARENTS, STEPS, DEATHS)
+    (p.parent / "summary.json").write_text(json.dumps({"steps": 21, "births": 5, "deaths": 4}))
+    assert main(["lineage", str(p), "summary"]) == 0
+    assert "births equal summary.json's; deaths equal summary.json's" in capsys.readouterr().out
+    (p.parent / "summary.json").write_text(json.dumps({"steps": 21, "births": 6, "deaths": 4}))
+    assert main(["lineage", str(p), "summary"]) == 1
+    assert "checks: FAILED: births equal summary.json's" in capsys.readouterr().out
 
 
 def test_ancestry_and_species(make_synthetic, capsys):

@@ -51,6 +51,9 @@ def test_no_mrca_across_roots(make_synthetic):
 def test_missing_parent_does_not_reach_root(make_synthetic):
     lin = alife.lineage.open(make_synthetic([(-1, -1), (0, -1), (99, -1)], [-1, 2, 3], {}))
     assert lin.reaches_root(np.array([0, 1, 2])).tolist() == [True, True, False]
+    checks = lin.check()
+    assert not checks["every parent in the file"] and not checks["every living line reaches a root"]
+    assert checks["ids unique"] and checks["no death before birth"]
 
 
 def test_species_over_time(make_synthetic):
