@@ -164,3 +164,16 @@ def test_live_viewer_follows_a_running_simulation(small_overrides):
     live2 = LiveViewer(sim2, size=(320, 260))
     pygame.event.post(pygame.event.Event(pygame.QUIT))
     assert run_loop(sim2, 10, progress=False, on_step=live2.update)["steps"] == 1
+
+
+def test_live_pause_lets_one_step_through_on_right(small_overrides):
+    from alife.viewer.live import LiveViewer
+
+    sim = alife.Simulation(overrides=small_overrides, seed=1)
+    live = LiveViewer(sim, size=(320, 260))
+    for k in (pygame.K_SPACE, pygame.K_RIGHT):  # pause, then ask for one step
+        pygame.event.post(pygame.event.Event(pygame.KEYDOWN, key=k, unicode="", mod=0))
+    assert live.update() is True and not live.viewer.play.playing
+    # still paused: the next update holds until the window is closed, then stops the run
+    pygame.event.post(pygame.event.Event(pygame.QUIT))
+    assert live.update() is False
