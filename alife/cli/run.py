@@ -289,6 +289,7 @@ def run_loop(sim: Any, steps: int, progress: bool = True,
     from alife.checkpoint import checkpoint_path, prune_checkpoints, save_checkpoint
 
     t0 = time.perf_counter()
+    first = sim.step_count
     pmin = pmax = sim.population
     if pop_range is not None:
         pmin, pmax = min(pmin, pop_range[0]), max(pmax, pop_range[1])
@@ -336,10 +337,12 @@ def run_loop(sim: Any, steps: int, progress: bool = True,
             except Exception as e:
                 print(f"alife: warning: closing after the error also failed: {e}", file=sys.stderr)
     wall = time.perf_counter() - t0
-    return summarize(sim, wall, pmin, pmax, extinct)
+    return summarize(sim, wall, pmin, pmax, extinct, steps_run=sim.step_count - first)
 
 
-def summarize(sim: Any, wall: float, pmin: int, pmax: int, extinct: bool) -> dict[str, Any]:
+def summarize(sim: Any, wall: float, pmin: int, pmax: int, extinct: bool,
+              steps_run: int | None = None) -> dict[str, Any]:
+    """``steps_run``: steps this process ran (a resumed run's throughput counts only those)."""
     import numpy as np
 
     sp = sim.world.species[sim.world.alive].cpu().numpy()
@@ -349,7 +352,7 @@ def summarize(sim: Any, wall: float, pmin: int, pmax: int, extinct: bool) -> dic
         "world": sim.config.name,
         "steps": sim.step_count,
         "wall_time_s": round(wall, 3),
-        "steps_per_s": round(sim.step_count / wall, 1) if wall > 0 else None,
+        "steps_per_s": round((sim.step_count if steps_run is None else steps_run) / wall, 1) if wall > 0 else None,
         "seed": sim.seed,
         "device": str(sim.device),
         "extinct": extinct,
