@@ -11,7 +11,7 @@ import numpy as np
 
 try:
     import numba
-    from numba import njit, prange
+    from numba import njit
 
     HAVE_NUMBA = True
 except ImportError:  # pragma: no cover - exercised only on broken installs
@@ -47,13 +47,13 @@ if HAVE_NUMBA:
             fill[c] += 1
         return starts, order
 
-    @njit(parallel=True, cache=True)
+    @njit(cache=True)
     def _nearest(px, py, alive, starts, order, gx, gy, cw, ch, w, h, r2, nb, offx, offy, d2out):
         n = px.shape[0]
         hw_, hh_ = w * 0.5, h * 0.5
         rx = 3 if gx >= 3 else gx
         ry = 3 if gy >= 3 else gy
-        for i in prange(n):
+        for i in range(n):
             nb[i] = -1
             offx[i] = 0.0
             offy[i] = 0.0
@@ -96,6 +96,58 @@ if HAVE_NUMBA:
                 d2out[i] = best
 
 
+    @njit(cache=True)
+    def _wrap_sample(res, x, y):
+        h, w = res.shape
+        ix = int(np.floor(x)) % w
+        iy = int(np.floor(y)) % h
+        return res[iy, ix]
+
+    @njit(cache=True)
+    def _observe(px, py, hd, energy, age, ready, tags, res, nb, offx, offy, dist, out,
+                 rmax, sense_radius, max_energy, max_age, look, angles):
+        n = px.shape[0]
+        t = tags.shape[1]
+        for i in range(n):
+            ch, sh = np.cos(hd[i]), np.sin(hd[i])
+            x, y = px[i], py[i]
+            out[i, 0] = _wrap_sample(res, x, y) / rmax
+            for k in range(3):
+                c, s = np.cos(angles[k]), np.sin(angles[k])
+                fx = ch * c - sh * s
+                fy = sh * c + ch * s
+                out[i, 1 + k] = _wrap_sample(res, x + look * fx, y + look * fy) / rmax
+            j = nb[i]
+            if j >= 0:
+                inv = 1.0 / max(dist[i], 1e-6)
+                out[i, 4] = 1.0
+                out[i, 5] = dist[i] / sense_radius
+                out[i, 6] = (-offx[i] * sh + offy[i] * ch) * inv
+                out[i, 7] = (offx[i] * ch + offy[i] * sh) * inv
+                out[i, 8] = energy[j] / max_energy
+                out[i, 9] = 1.0 if ready[j] else 0.0
+                for q in range(t):
+                    out[i, 12 + q] = tags[j, q]
+            else:
+                out[i, 4] = 0.0
+                out[i, 5] = 1.0
+                for q in range(6, 10):
+                    out[i, q] = 0.0
+                for q in range(t):
+                    out[i, 12 + q] = 0.0
+            out[i, 10] = energy[i] / max_energy
+            out[i, 11] = age[i] / max_age
+
+
+def observe_cpu(px, py, hd, energy, age, ready, tags, res, nb, off, dist, out, rmax: float,
+                sense_radius: float, max_energy: float, max_age: float, look: float,
+                angles: np.ndarray) -> None:
+    """The observation vector of ``alife.world.senses.observe``, one pass per agent."""
+    _observe(px, py, hd, energy, age, ready, tags, res, nb, np.ascontiguousarray(off[:, 0]),
+             np.ascontiguousarray(off[:, 1]), dist, out, np.float32(rmax), np.float32(sense_radius),
+             np.float32(max_energy), np.float32(max_age), np.float32(look), angles)
+
+
 def nearest_cpu(px: np.ndarray, py: np.ndarray, alive: np.ndarray, gx: int, gy: int, cw: float,
                 ch: float, w: float, h: float, radius: float
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -119,4 +171,4 @@ def set_threads(n: int) -> None:
         numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
 
 
-__all__ = ["HAVE_NUMBA", "nearest_cpu", "set_threads"]
+__all__ = ["HAVE_NUMBA", "nearest_cpu", "observe_cpu", "set_threads"]

@@ -12,9 +12,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
-from alife.world.kernels import HAVE_NUMBA, nearest_cpu
+from alife.world.kernels import HAVE_NUMBA, nearest_cpu, observe_cpu
+
+LOOK = 2.0  # how far ahead the three resource probes reach, in cells
+LOOK_ANGLES = (-0.6, 0.0, 0.6)  # their bearings, radians
 
 _OFFSETS = [(dx, dy) for dy in (-1, 0, 1) for dx in (-1, 0, 1)]
 
@@ -90,19 +94,29 @@ def sample_resource(resource: torch.Tensor, x: torch.Tensor, y: torch.Tensor) ->
     return resource.view(-1)[iy * w + ix]
 
 
+_ANGLES = np.array(LOOK_ANGLES, dtype=np.float32)
+
+
 def observe(state, nb: torch.Tensor, off: torch.Tensor, dist: torch.Tensor, cfg, tags: torch.Tensor,
-            out: torch.Tensor) -> torch.Tensor:
+            out: torch.Tensor, fused: bool = True) -> torch.Tensor:
     """Fill ``out[:n]`` with observations for slots ``[0, n)`` (see ``alife.genome.obs_names``)."""
     n = nb.shape[0]
     a = cfg.agent
     rmax = cfg.resource.max
+    o = out[:n]
+    if fused and o.device.type == "cpu" and HAVE_NUMBA and n:
+        observe_cpu(state.pos[:n, 0].contiguous().numpy(), state.pos[:n, 1].contiguous().numpy(),
+                    state.heading[:n].numpy(), state.energy[:n].numpy(), state.age[:n].numpy(),
+                    state.ready[:n].numpy(), tags.numpy(), state.resource.numpy(), nb.numpy(),
+                    off.numpy(), dist.numpy(), o.numpy(), rmax, a.sense_radius, a.max_energy,
+                    a.max_age, LOOK, _ANGLES)
+        return o
     pos, hd = state.pos[:n], state.heading[:n]
     cos_h, sin_h = hd.cos(), hd.sin()
     res = state.resource
-    look = 2.0
-    o = out[:n]
+    look = LOOK
     o[:, 0] = sample_resource(res, pos[:, 0], pos[:, 1]) / rmax
-    for k, ang in enumerate((-0.6, 0.0, 0.6)):
+    for k, ang in enumerate(LOOK_ANGLES):
         c, s = math.cos(ang), math.sin(ang)
         fx = cos_h * c - sin_h * s
         fy = sin_h * c + cos_h * s

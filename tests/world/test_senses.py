@@ -91,3 +91,23 @@ def test_cpu_kernel_matches_brute_force_in_crowds():
     jb, db = brute_nearest(pos, alive, w, h, r)
     torch.testing.assert_close(dist, db.clamp(max=r))
     assert (j == jb).float().mean() > 0.99  # equal up to exact distance ties
+
+
+def test_fused_cpu_observations_match_the_torch_path():
+    from alife.world.kernels import HAVE_NUMBA
+    if not HAVE_NUMBA:
+        import pytest
+        pytest.skip("numba not installed")
+    import alife
+    from alife.world.senses import observe
+
+    sim = alife.Simulation(seed=4, device="cpu", overrides={"world.width": 24, "world.height": 24,
+                                                            "world.initial_agents": 150})
+    sim.run(30)
+    st, n = sim.world, sim.world.hw
+    nb, off, dist = sim.grid.nearest(st.pos[:n], st.alive[:n], sim.config.agent.sense_radius)
+    tags = sim.layout.view(st.genomes[:n], "compatibility.tag")
+    a = observe(st, nb, off, dist, sim.config, tags, torch.zeros(n, sim.n_obs), fused=True)
+    b = observe(st, nb, off, dist, sim.config, tags, torch.zeros(n, sim.n_obs), fused=False)
+    assert (nb >= 0).sum() > 20
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
