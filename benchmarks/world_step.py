@@ -29,7 +29,7 @@ def world_overrides(agents: int) -> dict:
     side = max(32, int(math.sqrt(agents / 0.25)))
     return {"world.width": side, "world.height": side, "world.initial_agents": agents,
             "world.capacity": max(2 * agents, 64), "resource.initial": 1.0,
-            "agent.initial_energy": 4.0}
+            "agent.initial_energy": 2.5}  # below reproduce_energy: births come as agents eat
 
 
 def bench_native(agents: int, steps: int, seed: int) -> tuple[float, float]:
@@ -112,35 +112,42 @@ def machine() -> str:
             cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
     except (OSError, StopIteration):
         pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), CPU"
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
+            f"CPU; load average at start {load:.1f}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--agents", type=int, default=10000)
     ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--pz-agents", type=int, default=None,
-                    help="agents for the PettingZoo path (default: --agents)")
+    ap.add_argument("--pz-agents", type=int, nargs="*", default=[512, 1800],
+                    help="extra PettingZoo-path sizes, matching MAgent2's (default 512 1800)")
     ap.add_argument("--loop-steps", type=int, default=3)
-    ap.add_argument("--magent-map", type=int, nargs="*", default=[45, 80],
-                    help="MAgent2 battle_v4 map sizes (45: ~500 agents, 80: ~1,800)")
+    ap.add_argument("--magent-map", type=int, nargs="*", default=[80, 150],
+                    help="MAgent2 battle_v4 map sizes (80: 512 agents, 150: 1,800)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    pz_agents = args.pz_agents or args.agents
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     res: dict = {"machine": machine(), "agents": args.agents}
     res["native_agent_steps_per_s"], res["native_mean_population"] = bench_native(args.agents, args.steps, args.seed)
-    res["pettingzoo_agent_steps_per_s"], res["pettingzoo_mean_population"] = bench_pettingzoo(pz_agents, max(10, args.steps // 3), args.seed)
+    res["pettingzoo_agent_steps_per_s"], res["pettingzoo_mean_population"] = bench_pettingzoo(args.agents, max(10, args.steps // 3), args.seed)
+    for m in args.pz_agents:
+        res[f"pettingzoo_{m}_agent_steps_per_s"], res[f"pettingzoo_{m}_mean_population"] = bench_pettingzoo(m, args.steps, args.seed)
     res["loop_agent_steps_per_s"], res["loop_mean_population"] = bench_loop(args.agents, args.loop_steps, args.seed)
     for m in args.magent_map:
         out = bench_magent2(m, max(10, args.steps // 3), args.seed)
         if out is not None:
             res[f"magent2_battle_v4_map{m}_agent_steps_per_s"], res[f"magent2_battle_v4_map{m}_mean_population"] = out
     res["native_over_loop"] = res["native_agent_steps_per_s"] / res["loop_agent_steps_per_s"]
-    mag = [v for k, v in res.items() if k.startswith("magent2") and k.endswith("per_s")]
-    if mag:
-        res["pettingzoo_over_magent2_best"] = res["pettingzoo_agent_steps_per_s"] / max(mag)
+    for m, mm in zip(args.pz_agents, args.magent_map, strict=False):
+        k = f"magent2_battle_v4_map{mm}_agent_steps_per_s"
+        if k in res:
+            res[f"pettingzoo_{m}_over_magent2_map{mm}"] = res[f"pettingzoo_{m}_agent_steps_per_s"] / res[k]
     res = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in res.items()}
     if args.json:
         print(json.dumps(res, indent=2))
