@@ -156,7 +156,7 @@ def test_live_viewer_follows_a_running_simulation(small_overrides):
     from alife.viewer.live import LiveViewer
 
     sim = alife.Simulation(overrides=small_overrides, seed=1)
-    live = LiveViewer(sim, size=(320, 260))
+    live = LiveViewer(sim, size=(320, 260), max_fps=1e9)  # draw after every step, whatever the clock
     summary = run_loop(sim, 3, progress=False, on_step=live.update)
     assert summary["steps"] == 3
     assert live.source.frame(0).step == 3 and len(live.source) == 3
