@@ -94,19 +94,38 @@ def plot_muller(lin: LineageFile, out: Path) -> Path:
     origin = lin.data["species/origin_step"]
     total = ab.sum(axis=0).astype(np.float64)
     freq = ab / np.maximum(total, 1)[None, :]
-    order = muller_order(parent)
+    # a species never above 1/1000 of the population would be under a pixel thick: fold it into
+    # its nearest visible ancestor, which keeps the picture and spares drawing thousands of slivers
+    keep = (freq.max(axis=1, initial=0) >= 1e-3) | (parent < 0)
+    target = np.arange(parent.size)
+    while True:  # pointer jumping up to the nearest kept ancestor
+        up = np.where(keep[target], target, parent[target])
+        if np.array_equal(up, target):
+            break
+        target = up
+    kept = np.flatnonzero(keep)
+    new_id = np.full(parent.size, -1)
+    new_id[kept] = np.arange(kept.size)
+    folded = np.zeros((kept.size, grid.size))
+    np.add.at(folded, new_id[target], freq)
+    freq = folded
+    kp = parent[kept]
+    parent_k = np.where(kp >= 0, new_id[target[np.maximum(kp, 0)]], -1)
+    order = [(int(kept[s]), share) for s, share in muller_order(parent_k)]
+    freq_of = dict(zip(kept.tolist(), freq, strict=True))
     # colour = when the species arose: successive waves of new species read as bands of colour
     norm = matplotlib.colors.Normalize(vmin=0, vmax=max(int(grid[-1]), 1))
     cmap = matplotlib.colormaps["viridis"]
     colours = cmap(norm(origin))
     fig, ax = plt.subplots(figsize=(7, 3.8), constrained_layout=True)
-    bands = np.array([freq[s] * share for s, share in order]) if order else np.zeros((0, grid.size))
+    bands = np.array([freq_of[s] * share for s, share in order]) if order else np.zeros((0, grid.size))
     ax.stackplot(grid, bands, colors=[colours[s] for s, _ in order], linewidth=0)
     ax.set_xlim(grid[0], grid[-1])
     ax.set_ylim(0, 1)
     ax.set_xlabel("step")
     ax.set_ylabel("frequency")
-    ax.set_title(f"Muller plot of species ({len(parent)} species; daughters drawn inside their parents)")
+    ax.set_title(f"Muller plot of species ({len(parent)} species, {kept.size} ever above 0.1%; "
+                 "daughters inside their parents)", fontsize=9)
     fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="species origin (step)",
                  fraction=0.04, pad=0.01)
     path = out / "muller.png"
