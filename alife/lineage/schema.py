@@ -71,7 +71,7 @@ OBSERVABLES = ("population", "mean_energy", "species_count", "diversity")
 
 def chunk_rows(col: Column) -> int:
     row_bytes = np.dtype(col.dtype).itemsize * int(np.prod(col.tail, dtype=np.int64))
-    return int(max(16, min(65536, (256 * 1024) // max(1, row_bytes))))
+    return int(max(16, min(16384, (64 * 1024) // max(1, row_bytes))))
 
 
 _MIX = np.array([0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB], dtype=np.uint64)

@@ -13,6 +13,13 @@ Initial agents are recorded as roots: births with parents ``(-1, -1)`` at step `
 Resume contract: when ``sim.resume_step`` is an int at ``alife_sim_start``, the existing file is
 rolled back to its records with ``step < resume_step`` (written to a temporary file, then renamed
 over the old one, so a crash during the rollback loses nothing) and appended to.
+
+Compaction: HDF5 does not reuse freed file space while a file is in SWMR write mode, and every
+commit rewrites the last, partly filled compressed chunk of each column, so the file grows by the
+abandoned chunk versions. Whenever the file has grown to twice its size after the last compaction
+(and at the end of the run) the writer copies the committed datasets, chunk for chunk, into a new
+file and renames it over the old one (``compact``): the file on disk stays within about twice its
+live data during a run and ends tight. A kill during compaction leaves the old file intact.
 """
 
 from __future__ import annotations
@@ -38,6 +45,8 @@ from alife.lineage.schema import INITIAL_STRATEGY, OBSERVABLES, ROOT_STEP
 FILENAME = "lineage.h5"
 #: rows of living genomes the diversity observable looks at (a deterministic stride sample)
 DIVERSITY_SAMPLE = 1024
+#: the file is never compacted below this size (compaction of a small file gains little)
+COMPACT_MIN_BYTES = 4 << 20
 
 
 def parse_genome_cadence(spec: str) -> tuple[str, int]:
@@ -83,6 +92,9 @@ class LineageRecorder:
         self._extinct = np.zeros(0, dtype=bool)
         self._last_step = ROOT_STEP - 1
         self._counts = np.zeros(0, dtype=np.int64)
+        #: file size after the last compaction; the next one comes at twice this (at least 4 MiB)
+        self._compact_size = 0
+        self.compactions = 0
 
     # ------------------------------------------------------------------ hooks
     @alife.hookimpl
@@ -134,6 +146,7 @@ class LineageRecorder:
         if self.genome_mode == "survivors" and (last + 1) % self.genome_every != 0:
             self._snapshot(sim, last)
         self.commit(max(last, self._last_step))
+        self.compact()
         self._f.close()
         self._f = None
 
@@ -180,6 +193,7 @@ class LineageRecorder:
         tmp = self.path.with_name(self.path.name + ".tmp")
         schema.write_file(tmp, self._attrs(sim), size, data, ROOT_STEP)
         os.replace(tmp, self.path)
+        self._compact_size = self.path.stat().st_size
         self._open_swmr()
 
     def _open_swmr(self) -> None:
@@ -211,6 +225,7 @@ class LineageRecorder:
         out_attrs["resumes"] = [*out_attrs.get("resumes", []), {"step": resume_step, "last_commit": int(last)}]
         schema.write_file(tmp, out_attrs, int(attrs["genome_size"]), keep, resume_step - 1)
         os.replace(tmp, self.path)
+        self._compact_size = self.path.stat().st_size
         self._open_swmr()
         self._strategies = [s.decode() for s in keep["strategy_names"]]
         self._species_seen = len(keep["species/id"])
@@ -308,6 +323,32 @@ class LineageRecorder:
             parts.clear()
         schema.append_commit(f, step, self._cols)
         f[schema.COMMITS].flush()
+        if self.path.stat().st_size > max(2 * self._compact_size, COMPACT_MIN_BYTES):
+            self.compact()
+
+    def compact(self) -> None:
+        """Rewrite the file without the space abandoned by earlier commits (see the module notes).
+
+        Call it right after a commit: every dataset then holds exactly its committed rows. The
+        datasets are copied with ``H5Ocopy`` (compressed chunks as they are, no decoding) into
+        ``lineage.h5.tmp``, which is synced and renamed over the old file.
+        """
+        if self._f is None:
+            return
+        self._f.close()
+        self._f = None
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with h5py.File(self.path, "r") as src, h5py.File(tmp, "w", libver="latest") as dst:
+            for k, v in src.attrs.items():
+                dst.attrs[k] = v
+            for name in src:
+                src.copy(src[name], dst, name=name)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        self._compact_size = self.path.stat().st_size
+        self.compactions += 1
+        self._open_swmr()
 
 
 # ---------------------------------------------------------------------- `alife run` integration
