@@ -71,3 +71,21 @@ def test_plot(sexual_run, tmp_path, capsys):
         img = mpimg.imread(tmp_path / "plots" / name)
         assert img.shape[0] > 300 and img.shape[1] > 600
         assert img[..., :3].std() > 0.05  # something was drawn
+
+
+def test_output_into_a_closed_pipe_is_quiet(make_synthetic):
+    """`alife lineage FILE species | head` must not end in a BrokenPipeError traceback."""
+    import os
+    import subprocess
+    import sys
+
+    p = make_synthetic(PARENTS, STEPS, DEATHS)
+    r, w = os.pipe()
+    os.close(r)  # the reader is gone before we write: every write fails with EPIPE
+    try:
+        proc = subprocess.run([sys.executable, "-m", "alife", "lineage", str(p), "species"],
+                              stdout=w, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(w)
+    assert "Traceback" not in proc.stderr and "BrokenPipe" not in proc.stderr, proc.stderr
+    assert proc.returncode == 141
