@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Create .venv and install alife. Usage: bash scripts/setup.sh [EXTRAS]   (e.g. dev, all)
+# Create .venv and install alife. Usage: bash scripts/setup.sh [EXTRAS]   (default viewer,analysis; e.g. dev, all)
 # torch is installed first, pinned to a CPU build, so that pip does not pull a multi-GB CUDA
 # build; pyproject.toml accepts a range, so a machine with CUDA can install its own torch.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-extras="${1:-viewer}"
+extras="${1:-viewer,analysis}"
 python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then

@@ -41,8 +41,14 @@ def lineage_command(args: argparse.Namespace) -> int:
     import alife.lineage
 
     lin = alife.lineage.open(_path(args.file))
-    return {"summary": _summary, "ancestry": _ancestry, "species": _species, "export": _export,
-            "plot": _plot}[args.action](lin, args)
+    try:
+        return {"summary": _summary, "ancestry": _ancestry, "species": _species, "export": _export,
+                "plot": _plot}[args.action](lin, args)
+    except ModuleNotFoundError as e:
+        if e.name in ("pandas", "matplotlib", "phylotrackpy"):
+            raise UserError(f"alife lineage {args.action} needs {e.name}: "
+                            f"pip install 'alife[analysis]' (or bash scripts/setup.sh all)") from None
+        raise
 
 
 def _summary(lin: Any, args: argparse.Namespace) -> int:

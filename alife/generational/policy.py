@@ -22,13 +22,14 @@ import torch
 import torch.nn.functional as F
 
 from alife.config import BrainSection
+from alife.errors import UserError
 from alife.genome import Layout, make_layout, mlp_forward
 
 #: CNN trunk for image observations: (out_channels, kernel, stride) per layer
 CNN_LAYERS = ((8, 3, 2), (8, 3, 2))
 
 
-class SpaceError(ValueError):
+class SpaceError(UserError):
     """A gymnasium space the task policies cannot drive (Dict, Tuple, MultiDiscrete, ...)."""
 
 

@@ -1,5 +1,6 @@
 """CPU kernels (numba) for the per-step work that torch does poorly on a CPU: exact nearest
-neighbours on the torus through a counting-sorted grid, one pass per agent, in parallel.
+neighbours on the torus through a counting-sorted grid, then the fused observation, one serial
+pass per agent (a parallel numba pool contended with torch's threads on 2 cores).
 
 On CUDA the torch path in ``alife.world.senses`` runs instead. Without numba (it is a core
 dependency, but a broken install should not stop a run) the torch path runs on the CPU too.
