@@ -55,6 +55,9 @@ class AlifeParallelEnv(ParallelEnv):
         max_steps: truncate every agent after this many steps (``None``: never).
         overrides: world keys to override, ``{"world.capacity": 4096}``.
         sim_kwargs: passed to :class:`alife.Simulation` (``device``, ``plugins``, ...).
+
+    ``reset(seed, options={"warmup_steps": N})`` first runs the world on its own brains for ``N``
+    steps, so the caller takes over a settled ecosystem rather than the initial transient.
     """
 
     metadata = {"name": "alife_v0", "render_modes": ["rgb_array"], "is_parallelizable": True}
@@ -106,6 +109,11 @@ class AlifeParallelEnv(ParallelEnv):
             seed = self._seed if self._seed is not None else 0
             self._seed = None if self._seed is None else self._seed + 1
         self.sim = Simulation(self.world, seed=seed, overrides=self._overrides, **self._sim_kwargs)
+        warmup = (options or {}).get("warmup_steps", 0)
+        if not isinstance(warmup, int) or isinstance(warmup, bool) or warmup < 0:
+            raise ValueError(f"reset options: warmup_steps must be an int >= 0, got {warmup!r}")
+        # the world's own brains run first, so the caller takes over a settled ecosystem
+        self.sim.run(warmup)
         st = self.sim.world
         self._name_of = np.empty(st.capacity, dtype=object)
         slots = st.alive_slots().cpu().numpy()

@@ -6,6 +6,12 @@ in one run.
 
 Agent-steps/s counts every living agent once per step, policy inference included (native and
 loop); the PettingZoo path feeds cached random actions, as the MAgent2 figure does.
+
+The world is the default meadow, sized so that its own carrying capacity is about ``--agents``
+(meadow holds about one agent per 35 cells), started with that many agents and run on its own
+brains for ``--warmup`` steps first: the initial boom and crash (to twice the population and
+back) leaves slots scattered up to the old high-water mark for about one lifetime (600 steps), and
+a measurement inside that transient says nothing about the settled world.
 """
 
 from __future__ import annotations
@@ -23,30 +29,30 @@ import torch
 import alife
 from alife.genome import ACTIONS
 
+#: agents per cell that the meadow holds on its own (measured: 176 x 176 cells hold ~890 agents)
+MEADOW_DENSITY = 0.0287
+
 
 def world_overrides(agents: int) -> dict:
-    # density and food such that the population holds near `agents` over the measured steps
-    side = max(32, int(math.sqrt(agents / 0.25)))
+    side = max(32, round(math.sqrt(agents / MEADOW_DENSITY)))
     return {"world.width": side, "world.height": side, "world.initial_agents": agents,
-            "world.capacity": max(2 * agents, 64), "resource.initial": 1.0,
-            "agent.initial_energy": 2.5}  # below reproduce_energy: births come as agents eat
+            "world.capacity": max(4 * agents, 64)}
 
 
-def bench_native(agents: int, steps: int, seed: int) -> tuple[float, float]:
+def bench_native(agents: int, steps: int, seed: int, warmup: int) -> tuple[float, float, alife.Simulation]:
     sim = alife.Simulation(seed=seed, device="cpu", overrides=world_overrides(agents))
-    for _ in range(3):
-        sim.step()
+    sim.run(warmup)
     total, t0 = 0, time.perf_counter()
     for _ in range(steps):
         total += sim.population
         sim.step()
     dt = time.perf_counter() - t0
-    return total / dt, total / steps
+    return total / dt, total / steps, sim
 
 
-def bench_pettingzoo(agents: int, steps: int, seed: int) -> tuple[float, float]:
+def bench_pettingzoo(agents: int, steps: int, seed: int, warmup: int) -> tuple[float, float]:
     env = alife.make_env(seed=seed, overrides=world_overrides(agents), device="cpu")
-    env.reset(seed=seed)
+    env.reset(seed=seed, options={"warmup_steps": warmup})
     rng = np.random.default_rng(seed)
     cache = rng.uniform(-1, 1, size=(4096, len(ACTIONS))).astype(np.float32)
     for _ in range(2):
@@ -59,9 +65,8 @@ def bench_pettingzoo(agents: int, steps: int, seed: int) -> tuple[float, float]:
     return total / dt, total / steps
 
 
-def bench_loop(agents: int, steps: int, seed: int) -> tuple[float, float]:
-    """The same world, but the policy runs as one ``nn.Module`` call per agent."""
-    sim = alife.Simulation(seed=seed, device="cpu", overrides=world_overrides(agents))
+def bench_loop(sim: alife.Simulation, steps: int) -> tuple[float, float]:
+    """The same (warmed) world, but the policy runs as one ``nn.Module`` call per agent."""
     lay, h = sim.layout, sim.config.brain.hidden
     net = torch.nn.Sequential(torch.nn.Linear(sim.n_obs, h), torch.nn.Tanh(),
                               torch.nn.Linear(h, sim.n_act), torch.nn.Tanh())
@@ -126,6 +131,7 @@ def main() -> None:
     ap.add_argument("--loop-steps", type=int, default=3)
     ap.add_argument("--magent-map", type=int, nargs="*", default=[80, 150],
                     help="MAgent2 battle_v4 map sizes (80: 512 agents, 150: 1,800)")
+    ap.add_argument("--warmup", type=int, default=1000, help="steps the world runs before measuring")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--json", action="store_true")
@@ -134,11 +140,16 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     res: dict = {"machine": machine(), "agents": args.agents}
-    res["native_agent_steps_per_s"], res["native_mean_population"] = bench_native(args.agents, args.steps, args.seed)
-    res["pettingzoo_agent_steps_per_s"], res["pettingzoo_mean_population"] = bench_pettingzoo(args.agents, max(10, args.steps // 3), args.seed)
+    res["world"] = f"meadow {world_overrides(args.agents)}, warm-up {args.warmup} steps"
+    res["native_agent_steps_per_s"], res["native_mean_population"], sim = bench_native(
+        args.agents, args.steps, args.seed, args.warmup)
+    res["native_slots_per_agent"] = sim.world.hw / max(1, sim.population)
+    res["pettingzoo_agent_steps_per_s"], res["pettingzoo_mean_population"] = bench_pettingzoo(
+        args.agents, max(10, args.steps // 3), args.seed, args.warmup)
     for m in args.pz_agents:
-        res[f"pettingzoo_{m}_agent_steps_per_s"], res[f"pettingzoo_{m}_mean_population"] = bench_pettingzoo(m, args.steps, args.seed)
-    res["loop_agent_steps_per_s"], res["loop_mean_population"] = bench_loop(args.agents, args.loop_steps, args.seed)
+        res[f"pettingzoo_{m}_agent_steps_per_s"], res[f"pettingzoo_{m}_mean_population"] = bench_pettingzoo(
+            m, args.steps, args.seed, args.warmup)
+    res["loop_agent_steps_per_s"], res["loop_mean_population"] = bench_loop(sim, args.loop_steps)
     for m in args.magent_map:
         out = bench_magent2(m, max(10, args.steps // 3), args.seed)
         if out is not None:

@@ -110,3 +110,19 @@ def test_max_steps_truncates():
         _, _, _, trunc, _ = env.step({a: np.zeros(5, np.float32) for a in env.agents})
     assert trunc and all(trunc.values())
     assert env.agents == []
+
+
+def test_warmup_steps_hand_over_the_world_a_simulation_reaches_on_its_own():
+    env = alife.make_env(**TINY)
+    obs, infos = env.reset(seed=4, options={"warmup_steps": 30})
+    sim = alife.Simulation(seed=4, overrides={k.replace("__", "."): v for k, v in TINY.items()})
+    sim.run(30)
+    st = sim.state()
+    assert env.sim.step_count == 30
+    assert sorted(env.agents) == sorted(f"a{i}" for i in st["ids"])
+    assert set(obs) == set(env.agents) and set(infos) == set(env.agents)
+    assert len(env.possible_agents) == int(sim.world.next_id) > 60  # births during the warm-up
+    np.testing.assert_array_equal(env.sim.state()["genomes"], st["genomes"])
+    env.step({a: np.zeros(5, np.float32) for a in env.agents})
+    with pytest.raises(ValueError, match="warmup_steps"):
+        env.reset(seed=4, options={"warmup_steps": -1})
