@@ -45,8 +45,10 @@ from alife.lineage.schema import INITIAL_STRATEGY, OBSERVABLES, ROOT_STEP
 FILENAME = "lineage.h5"
 #: rows of living genomes the diversity observable looks at (a deterministic stride sample)
 DIVERSITY_SAMPLE = 1024
-#: the file is never compacted below this size (compaction of a small file gains little)
-COMPACT_MIN_BYTES = 4 << 20
+#: the file is never compacted below this size (compaction of a small file gains little);
+#: ``ALIFE_LINEAGE_COMPACT_MIN_BYTES`` sets it (the kill tests use a small value to land kills
+#: inside compactions)
+COMPACT_MIN_BYTES = int(os.environ.get("ALIFE_LINEAGE_COMPACT_MIN_BYTES", 4 << 20))
 
 
 def parse_genome_cadence(spec: str) -> tuple[str, int]:

@@ -186,7 +186,9 @@ def kill_once(tmp_path: Path, rng: np.random.Generator, seed: int) -> str:
     cmd = [sys.executable, "-m", "alife.cli.main", "run", "--steps", "1000000", "--seed", str(seed),
            "--no-progress", "--out", str(out), "--no-record", "replay", "--lineage-commit-every", "3",
            "--lineage-genomes", "births:2", *[f"--set={k}={v}" for k, v in SMALL.items()]]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # every other run compacts its file every few commits, so kills also land inside compactions
+    env = dict(os.environ, ALIFE_LINEAGE_COMPACT_MIN_BYTES=str(32 << 10 if seed % 2 else 4 << 20))
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     path, tmp = out / "lineage.h5", out / "lineage.h5.tmp"
     early = rng.random() < 0.25  # a quarter of the kills land while the file is being created
     delay = rng.uniform(0.0, 3.0)
