@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from machine import cpu_model, load_average
 
 
 def rss_mb(pid: int) -> float | None:
@@ -34,13 +35,7 @@ def rss_mb(pid: int) -> float | None:
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, load average at start {os.getloadavg()[0]:.1f}"
+    return f"{cpu_model()}, {os.cpu_count()} cores, load average at start {load_average():.1f}"
 
 
 def main() -> None:

@@ -25,11 +25,11 @@ import argparse
 import json
 import math
 import os
-import platform
 import time
 
 import numpy as np
 import torch
+from machine import cpu_model, load_average
 
 import alife
 from alife.genome import ACTIONS
@@ -116,15 +116,8 @@ def bench_magent2(map_size: int, steps: int, seed: int) -> tuple[float, float] |
 
 
 def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} ({torch.get_num_threads()} threads), "
-            f"CPU; load average at start {load:.1f}")
+    return (f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__} "
+            f"({torch.get_num_threads()} threads), CPU; load average at start {load_average():.1f}")
 
 
 def main() -> None:
