@@ -113,12 +113,16 @@ class TaskRun:
         self.device = resolve_device(device if device is not None else cfg.device)
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
         self.rng = np.random.default_rng(self.seed)
-        self.pool = EpisodePool(task.env_id, task.max_episode_steps, cfg.source)
+        self.pool: Any = EpisodePool(task.env_id, task.max_episode_steps, cfg.source)
         self.spec = self.pool.spec
         thr = task.threshold if math.isfinite(task.threshold) else self.pool.reward_threshold
         self.threshold: float | None = None if thr is None else float(thr)
         self.layout = task_layout(self.spec, cfg.brain, task.hidden)
         self.segment_index = self.layout.segment_index().to(self.device)
+        if task.workers > 1:
+            from alife.generational.workers import ParallelPool
+
+            self.pool = ParallelPool(self.pool, self.layout, task.workers)
         self.tensor_index = self.layout.tensor_index().to(self.device)
         self.hooks: PluginManager = build_manager(
             cfg.strategies, world_plugins=cfg.plugins, world_base_dir=cfg.base_dir,
@@ -143,9 +147,11 @@ class TaskRun:
         self._fixed_seeds = training_seeds(self.rng, task.episodes) if task.eval_seeds == "fixed" else None
         self.generation = 0
         self.env_steps = 0
+        #: training env steps spent confirming best genomes (part of ``env_steps``)
+        self.confirm_env_steps = 0
         self.heldout_env_steps = 0
         self.train_wall = 0.0
-        self._cpu0 = time.process_time()
+        self._cpu0 = self._cpu()
         self._heldout_cpu = 0.0
         self.history: list[dict[str, Any]] = []
         self.heldout_history: list[dict[str, Any]] = []
@@ -177,13 +183,14 @@ class TaskRun:
         """Score one genome (default: the best by training fitness) on the held-out episodes."""
         row = self.best_index() if row is None else row
         seeds = heldout_seeds(self.task.heldout_episodes)
-        c0 = time.process_time()
+        c0 = self._cpu()
         returns, steps = self.evaluate(self.world.genomes[row:row + 1], seeds)
-        self._heldout_cpu += time.process_time() - c0
+        self._heldout_cpu += self._cpu() - c0
         self.heldout_env_steps += steps
         r = returns[0]
         out = {"generation": self.generation, "env_steps": self.env_steps, "genome_id": int(self.world.ids[row]),
-               "training_fitness": float(self.fitness[row]), "heldout_mean": float(r.mean()),
+               "training_fitness": float(self.fitness[row]),
+               "training_episodes": int(self._ret_n[row]), "heldout_mean": float(r.mean()),
                "heldout_std": float(r.std(ddof=1)) if r.size > 1 else 0.0, "heldout_episodes": int(r.size)}
         self.heldout_history.append(out)
         return out
@@ -212,29 +219,47 @@ class TaskRun:
         self.history.append(row)
         return row
 
+    def _cpu(self) -> float:
+        """CPU seconds of this process, plus those of its episode helpers (``task.workers``)."""
+        return time.process_time() + getattr(self.pool, "helper_cpu", 0.0)
+
     def train_cpu(self) -> float:
-        """CPU seconds of this process spent on the run so far, held-out scoring excluded."""
-        return time.process_time() - self._cpu0 - self._heldout_cpu
+        """CPU seconds spent on the run so far (this process and its episode helpers), held-out
+        scoring excluded."""
+        return self._cpu() - self._cpu0 - self._heldout_cpu
 
     def _confirm_best(self) -> bool:
         """Does the best genome by training fitness reach the threshold on at least
         ``task.confirm_episodes`` training episodes? A best genome at the threshold on fewer plays
         the rest now (fresh training seeds, counted in ``env_steps``); if it falls back, the next
         best is tried, so a lucky episode never counts as reaching the threshold."""
-        need_n = self.task.confirm_episodes
+        return self.confirm(self.threshold)
+
+    def confirm(self, floor: float | None = None) -> bool:
+        """Make the best genome by training fitness rest on at least ``task.confirm_episodes``
+        training episodes. While the best has fewer, it plays more (fresh training seeds, counted in
+        ``env_steps``; ``task.confirm_chunk`` at a time, or all it lacks at once) and the ranking is
+        redone, so a newcomer ranked first on a few lucky episodes either holds its place on more
+        episodes or gives it to the next best. With ``floor``, stop (returning False) as soon as the
+        best is below it; returns True once the best rests on enough episodes (and is at the floor)."""
+        need_n, chunk = self.task.confirm_episodes, self.task.confirm_chunk
         while True:
             b = self.best_index()
-            if float(self.fitness[b]) < self.threshold:
+            if floor is not None and float(self.fitness[b]) < floor:
                 return False
             need = int(need_n - self._ret_n[b])
             if need <= 0:
                 return True
+            if chunk:
+                need = min(need, chunk)
             returns, steps = self.pool.play(self.world.genomes[b:b + 1].expand(need, -1),
                                             self.layout, training_seeds(self.rng, need), self.task.action_mapping)
             self.env_steps += steps
+            self.confirm_env_steps += steps
             self._ret_sum[b] += returns.sum()
             self._ret_n[b] += need
             self.fitness[b] = self._ret_sum[b] / self._ret_n[b]
+            self.world.lifetime_energy[b] = float(self.fitness[b])
 
     def reproduce(self) -> None:
         """Selection, mating and reproduction through the role hooks; elites carried over."""
@@ -305,7 +330,15 @@ class TaskRun:
                 bar.update(1)
                 bar.set_postfix(mean=f"{row['mean']:.1f}", best=f"{row['best_fitness']:.1f}",
                                 steps=self.env_steps, refresh=False)
-                last = g + 1 >= task.generations or (task.stop_at_threshold and self.reached is not None)
+                last = (g + 1 >= task.generations or (task.stop_at_threshold and self.reached is not None)
+                        or (task.max_env_steps > 0 and self.env_steps >= task.max_env_steps))
+                if task.confirm_every and ((g + 1) % task.confirm_every == 0 or last):
+                    t1 = time.perf_counter()
+                    self.confirm()
+                    self.train_wall += time.perf_counter() - t1
+                    row["best_fitness"] = float(self.fitness.max())
+                    row["env_steps"] = self.env_steps
+                    row["wall_s"] = round(self.train_wall, 4)
                 if task.heldout_every and (g + 1) % task.heldout_every == 0 and not last:
                     self.heldout()
                 if not last:
@@ -326,7 +359,7 @@ class TaskRun:
         last = self.history[-1]
         return {
             "world": self.config.name, "mode": "task", "env_id": self.task.env_id, "seed": self.seed,
-            "device": str(self.device), "generations": self.generation + 1, "population": self.population,
+            "device": str(self.device), "workers": self.task.workers, "generations": self.generation + 1, "population": self.population,
             "episodes_per_evaluation": self.task.episodes, "env_steps": self.env_steps,
             "heldout_env_steps": self.heldout_env_steps, "wall_time_s": round(wall, 3),
             "train_wall_time_s": round(self.train_wall, 3), "train_cpu_s": round(self.train_cpu(), 3),
@@ -335,7 +368,8 @@ class TaskRun:
             "best_training_fitness": final["training_fitness"],
             "final_population_mean": last["mean"],
             "threshold": self.threshold, "threshold_on": self.task.threshold_on,
-            "confirm_episodes": self.task.confirm_episodes,
+            "confirm_episodes": self.task.confirm_episodes, "confirm_env_steps": self.confirm_env_steps,
+            "best_training_episodes": final["training_episodes"],
             "reached_threshold": self.reached is not None,
             "generations_to_threshold": None if self.reached is None else self.reached["generation"] + 1,
             "env_steps_to_threshold": None if self.reached is None else self.reached["env_steps"],

@@ -185,3 +185,84 @@ def test_population_mean_threshold(cartpole_world):
     assert s["reached_threshold"] and s["generations"] == 1 and s["threshold_on"] == "population"
     s = TaskRun(cartpole_world(generations=3, threshold=1e6, threshold_on="population"), seed=0).run()
     assert not s["reached_threshold"] and s["env_steps_to_threshold"] is None
+
+
+def _fake_returns(run, value: float = 0.0):
+    """Replace the episode player: every episode returns ``value``; records each call's size."""
+    calls: list[int] = []
+
+    def play(genomes, layout, seeds, mapping="tanh"):
+        calls.append(len(seeds))
+        return np.full(len(seeds), value), 10 * len(seeds)
+
+    run.pool.play = play
+    return calls
+
+
+@pytest.mark.parametrize("chunk, played", [(2, 2), (0, 4)])
+def test_confirmation_demotes_a_lucky_newcomer(cartpole_world, chunk, played):
+    run = TaskRun(cartpole_world(population=4, confirm_episodes=5, confirm_chunk=chunk), seed=0)
+    # row 0: one lucky episode (100); row 1: 50 over 20 episodes; rows 2, 3: worse
+    run._ret_sum[:] = [100.0, 50.0 * 20, 10.0, 0.0]
+    run._ret_n[:] = [1, 20, 1, 1]
+    run.fitness = torch.from_numpy(run._ret_sum / run._ret_n)
+    calls = _fake_returns(run, 0.0)
+    assert run.best_index() == 0
+    assert run.confirm()
+    # the newcomer played `chunk` episodes at a time (all 4 it lacked when chunk = 0) and fell back
+    # to 100 / (1 + played) < 50; the next best already rests on 20 >= 5 episodes
+    assert calls == [played]
+    assert run._ret_n[0] == 1 + played and run.fitness[0] == pytest.approx(100.0 / (1 + played))
+    assert run.best_index() == 1 and run.confirm_env_steps == run.env_steps == 10 * played
+    # with a floor above the confirmed best, confirmation says no and plays nothing more
+    assert not run.confirm(60.0) and calls == [played]
+
+
+def test_confirm_every_scores_a_confirmed_genome(cartpole_world):
+    # one episode per genome and 2 generations (and a threshold out of reach, so that the
+    # threshold rule confirms nothing): without confirmation no genome has more than 2
+    plain = TaskRun(cartpole_world(generations=2, episodes=1, threshold=1e9), seed=4).run()
+    assert plain["best_training_episodes"] <= 2 and plain["confirm_env_steps"] == 0
+    run = TaskRun(cartpole_world(generations=2, episodes=1, threshold=1e9, confirm_episodes=7,
+                                 confirm_chunk=3, confirm_every=100), seed=4)
+    sizes: list[int] = []
+    play = run.pool.play
+
+    def spy(genomes, layout, seeds, mapping="tanh"):
+        out = play(genomes, layout, seeds, mapping)
+        sizes.append((len(seeds), out[1]))
+        return out
+
+    run.pool.play = spy
+    s = run.run()
+    best = run.best_index()
+    assert s["best_genome_id"] == int(run.world.ids[best]) and run._ret_n[best] >= 7
+    assert s["best_training_episodes"] == int(run._ret_n[best]) >= 7
+    assert s["heldout_history"][-1]["training_episodes"] == s["best_training_episodes"]
+    confirm_calls = [(n, st) for n, st in sizes if n <= 3]
+    assert confirm_calls and all(n <= 3 for n, _ in confirm_calls)
+    assert s["confirm_env_steps"] == sum(st for _, st in confirm_calls) > 0
+    # every training step, confirmations included, is counted; held-out steps are not
+    assert s["env_steps"] == sum(st for n, st in sizes if n != 10) == s["history"][-1]["env_steps"]
+
+
+def test_max_env_steps_stops_the_run(cartpole_world):
+    s = TaskRun(cartpole_world(generations=50, max_env_steps=10_000), seed=0).run()
+    steps = [h["env_steps"] for h in s["history"]]
+    assert s["generations"] < 50 and len(steps) >= 3 and steps[-1] >= 10_000 > steps[-2]
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "MountainCar-v0"])  # batched, and gymnasium's own step
+def test_workers_play_the_same_episodes(cartpole_world, env_id):
+    def trace(workers: int):
+        run = TaskRun(cartpole_world(env_id=env_id, generations=3, episodes=2, max_episode_steps=60,
+                                     heldout_every=2, workers=workers), seed=2)
+        s = run.run()
+        rows = [{k: v for k, v in h.items() if k != "wall_s"} for h in s["history"]]
+        return rows, s, run
+
+    (a, sa, ra), (b, sb, rb) = trace(1), trace(2)
+    assert sb["workers"] == 2 and type(rb.pool).__name__ == "ParallelPool"
+    assert a == b and torch.equal(ra.world.genomes, rb.world.genomes)
+    assert sa["heldout_history"] == sb["heldout_history"] and sa["env_steps"] == sb["env_steps"]
+    assert rb.pool.helper_cpu > 0  # the helper's CPU seconds are counted in train_cpu_s
