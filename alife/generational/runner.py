@@ -7,7 +7,9 @@ mean return. Then the run calls the same role hooks as an ecology world: ``selec
 parents, ``mating`` accepts or refuses pairs, ``reproduction`` makes children and calls
 ``mutation``. ``task.elite`` best genomes are carried over unchanged and re-evaluated, their
 fitness a running mean over every episode they have played, so a lucky draw does not keep a
-genome at the top. Mutate-and-select as a noisy gradient step is the model of
+genome at the top; with ``task.confirm_every`` the best genome must also rest on
+``task.confirm_episodes`` episodes (:meth:`TaskRun.confirm`), so a newcomer ranked first on a few
+lucky episodes plays more or gives way. Mutate-and-select as a noisy gradient step is the model of
 ``../shared/seeds/natural-selection-and-gradient-descent.md``.
 
 The strategy plugins read ``sim.world.genomes``, ``sim.layout``, ``sim.segment_index``,
