@@ -211,7 +211,7 @@ class TaskRun:
         now = returns.mean(1)
         hit = False
         if self.reached is None and self.threshold is not None:
-            hit = float(now.mean()) >= self.threshold if self.task.threshold_on == "population" else self._confirm_best()
+            hit = float(now.mean()) >= self.threshold if self.task.threshold_on == "population" else self.confirm(self.threshold)
         self.train_wall = wall0 + time.perf_counter() - t0
         if hit:
             self.reached = {"generation": self.generation, "env_steps": self.env_steps, "wall_s": self.train_wall,
@@ -229,13 +229,6 @@ class TaskRun:
         """CPU seconds spent on the run so far (this process and its episode helpers), held-out
         scoring excluded."""
         return self._cpu() - self._cpu0 - self._heldout_cpu
-
-    def _confirm_best(self) -> bool:
-        """Does the best genome by training fitness reach the threshold on at least
-        ``task.confirm_episodes`` training episodes? A best genome at the threshold on fewer plays
-        the rest now (fresh training seeds, counted in ``env_steps``); if it falls back, the next
-        best is tried, so a lucky episode never counts as reaching the threshold."""
-        return self.confirm(self.threshold)
 
     def confirm(self, floor: float | None = None) -> bool:
         """Make the best genome by training fitness rest on at least ``task.confirm_episodes``

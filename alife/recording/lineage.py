@@ -148,7 +148,8 @@ class LineageRecorder:
         if self.genome_mode == "survivors" and (last + 1) % self.genome_every != 0:
             self._snapshot(sim, last)
         self.commit(max(last, self._last_step))
-        self.compact()
+        if self.path.stat().st_size > self._compact_size:  # unless the last commit just compacted
+            self.compact()
         self._f.close()
         self._f = None
 
@@ -192,9 +193,17 @@ class LineageRecorder:
         if self.genome_mode == "survivors":
             self._snapshot(sim, ROOT_STEP)
         data = {path: np.concatenate(parts) for path, parts in self._buf.items() if parts}
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        schema.write_file(tmp, self._attrs(sim), size, data, ROOT_STEP)
-        os.replace(tmp, self.path)
+        schema.write_file(self._tmp, self._attrs(sim), size, data, ROOT_STEP)
+        self._install_tmp()
+
+    @property
+    def _tmp(self) -> Path:
+        """Where a new version of the file is built before it is renamed over the old one."""
+        return self.path.with_name(self.path.name + ".tmp")
+
+    def _install_tmp(self) -> None:
+        """Rename the finished ``lineage.h5.tmp`` over the file and open it for appending."""
+        os.replace(self._tmp, self.path)
         self._compact_size = self.path.stat().st_size
         self._open_swmr()
 
@@ -207,7 +216,6 @@ class LineageRecorder:
     def _resume(self, sim: Any, resume_step: int) -> None:
         from alife.lineage.reader import read_committed
 
-        tmp = self.path.with_name(self.path.name + ".tmp")
         attrs, data, last = read_committed(self.path)
         if int(attrs["genome_size"]) != sim.layout.size:
             raise UserError(f"{self.path}: genome size {attrs['genome_size']} differs from this run's {sim.layout.size}")
@@ -225,10 +233,8 @@ class LineageRecorder:
                                                  "causes", "resumes") else v)
                      for k, v in attrs.items() if k not in ("format", "schema_version", "root_step", "genome_size")}
         out_attrs["resumes"] = [*out_attrs.get("resumes", []), {"step": resume_step, "last_commit": int(last)}]
-        schema.write_file(tmp, out_attrs, int(attrs["genome_size"]), keep, resume_step - 1)
-        os.replace(tmp, self.path)
-        self._compact_size = self.path.stat().st_size
-        self._open_swmr()
+        schema.write_file(self._tmp, out_attrs, int(attrs["genome_size"]), keep, resume_step - 1)
+        self._install_tmp()
         self._strategies = [s.decode() for s in keep["strategy_names"]]
         self._species_seen = len(keep["species/id"])
         self._extinct = np.zeros(self._species_seen, dtype=bool)
@@ -339,18 +345,15 @@ class LineageRecorder:
             return
         self._f.close()
         self._f = None
-        tmp = self.path.with_name(self.path.name + ".tmp")
-        with h5py.File(self.path, "r") as src, h5py.File(tmp, "w", libver="latest") as dst:
+        with h5py.File(self.path, "r") as src, h5py.File(self._tmp, "w", libver="latest") as dst:
             for k, v in src.attrs.items():
                 dst.attrs[k] = v
             for name in src:
                 src.copy(src[name], dst, name=name)
-        with open(tmp, "rb+") as fh:
+        with open(self._tmp, "rb+") as fh:
             os.fsync(fh.fileno())
-        os.replace(tmp, self.path)
-        self._compact_size = self.path.stat().st_size
         self.compactions += 1
-        self._open_swmr()
+        self._install_tmp()
 
 
 # ---------------------------------------------------------------------- `alife run` integration
