@@ -87,11 +87,9 @@ def plot_population(lin: LineageFile, out: Path) -> Path:
 
 def plot_muller(lin: LineageFile, out: Path) -> Path:
     plt = _plt()
-    import matplotlib
 
     grid, ab = lin.abundance()
     parent = lin.data["species/parent"]
-    origin = lin.data["species/origin_step"]
     total = ab.sum(axis=0).astype(np.float64)
     freq = ab / np.maximum(total, 1)[None, :]
     # a species never above 1/1000 of the population would be under a pixel thick: fold it into
@@ -113,10 +111,8 @@ def plot_muller(lin: LineageFile, out: Path) -> Path:
     parent_k = np.where(kp >= 0, new_id[target[np.maximum(kp, 0)]], -1)
     order = [(int(kept[s]), share) for s, share in muller_order(parent_k)]
     freq_of = dict(zip(kept.tolist(), freq, strict=True))
-    # colour = when the species arose: successive waves of new species read as bands of colour
-    norm = matplotlib.colors.Normalize(vmin=0, vmax=max(int(grid[-1]), 1))
-    cmap = matplotlib.colormaps["viridis"]
-    colours = cmap(norm(origin))
+    # the phylogeny plot's colours: one hue per founding lineage, a shade per species
+    colours = species_colours(parent)
     fig, ax = plt.subplots(figsize=(7, 3.8), constrained_layout=True)
     bands = np.array([freq_of[s] * share for s, share in order]) if order else np.zeros((0, grid.size))
     ax.stackplot(grid, bands, colors=[colours[s] for s, _ in order], linewidth=0)
@@ -124,10 +120,8 @@ def plot_muller(lin: LineageFile, out: Path) -> Path:
     ax.set_ylim(0, 1)
     ax.set_xlabel("step")
     ax.set_ylabel("frequency")
-    ax.set_title(f"Muller plot of species ({len(parent)} species, {kept.size} ever above 0.1%; "
-                 "daughters inside their parents)", fontsize=9)
-    fig.colorbar(matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap), ax=ax, label="species origin (step)",
-                 fraction=0.04, pad=0.01)
+    ax.set_title(f"Muller plot of species ({len(parent)} species, {kept.size} ever above 0.1%)\n"
+                 "daughters drawn inside their parents; one hue per founding lineage", fontsize=9)
     path = out / "muller.png"
     fig.savefig(path)
     plt.close(fig)
