@@ -21,6 +21,7 @@ from alife.config import WorldConfig
 from alife.events import CAUSE_CODE, CAUSES, Births, Deaths
 from alife.genome import ACTIONS, init_genomes, make_layout, mlp_forward, obs_names, policy_params
 from alife.plugins.manager import PluginManager, build_manager
+from alife.world.kernels import HAVE_NUMBA, act_move_eat_cpu, metabolism_cpu, regrow_cpu
 from alife.world.senses import NeighbourGrid, observe
 from alife.world.state import WorldState
 
@@ -106,6 +107,15 @@ class Simulation:
         self._init_extinction_pool()
         #: slots whose genome holds a NaN or Inf; such an agent dies with cause "invalid"
         self._bad_genome = torch.zeros(cfg.world.capacity, dtype=torch.bool, device=self.device)
+        #: the fused numba physics (alife.world.kernels) on the CPU, whole-array torch elsewhere
+        self._cpu = self.device.type == "cpu" and HAVE_NUMBA
+        c = cfg.world.capacity
+        self._scratch = {
+            "speed": torch.zeros(c), "invalid": torch.zeros(c, dtype=torch.bool),
+            "attacking": torch.zeros(c, dtype=torch.bool), "cell": torch.zeros(c, dtype=torch.int64),
+            "slots": torch.zeros(c, dtype=torch.int64), "cause": torch.zeros(c, dtype=torch.uint8),
+            "total": torch.zeros(w.width * w.height, dtype=torch.float64)} if self._cpu else {}
+        self._cause_codes = tuple(CAUSE_CODE[c] for c in ("invalid", "eaten", "starved", "old_age"))
         self._populate()
         if before_start is not None:
             before_start(self)
@@ -243,38 +253,14 @@ class Simulation:
             act = actions[:n].to(self.device, torch.float32)
         if self._after_act:
             self.hooks.after_act(self, alive.nonzero().squeeze(1), act)
-        # genomes are checked where they change (birth, learning): see _bad_genome
-        invalid = (~torch.isfinite(act).all(1) | self._bad_genome[:n]) & alive
-        act = torch.nan_to_num(act, 0.0, 0.0, 0.0).clamp_(-1.0, 1.0)
-        st.last_action[:n] = act
-        st.ready[:n] = (act[:, 4] > 0) & alive
         energy_before = st.energy[:n].clone() if self._learn else None
 
-        # physics: move
-        af = alive.float()
-        speed = (act[:, 1] + 1.0) * 0.5 * af
-        hd = torch.remainder(st.heading[:n] + act[:, 0] * a.max_turn, 2 * math.pi)
-        st.heading[:n] = hd
-        pos = st.pos[:n]
-        step_len = speed * a.max_speed
-        pos[:, 0].add_(hd.cos() * step_len).remainder_(cfg.world.width)
-        pos[:, 1].add_(hd.sin() * step_len).remainder_(cfg.world.height)
-
-        # physics: eat (agents in one cell share what it holds in proportion to their bites)
-        res = st.resource.view(-1)
-        wdt, hgt = cfg.world.width, cfg.world.height
-        cell = pos[:, 1].long().clamp_(0, hgt - 1) * wdt + pos[:, 0].long().clamp_(0, wdt - 1)
-        demand = ((act[:, 2] > 0) & alive).float() * a.bite
-        total = torch.bincount(cell, weights=demand, minlength=res.numel()).to(res.dtype)
-        frac = torch.where(total > 0, (res / total.clamp(min=1e-12)).clamp(max=1.0), torch.zeros_like(res))
-        res.sub_(total * frac)
+        # physics: clean the actions, turn and move, eat
+        move_eat = self._move_eat_cpu if self._cpu else self._move_eat
+        speed, invalid, attacking = move_eat(act, alive, nb, dist)
         energy = st.energy[:n]
-        food = demand * frac[cell] * a.food_energy
-        energy.add_(food)
-        st.lifetime_energy[:n] += food
 
         # physics: fight
-        attacking = (act[:, 3] > 0) & alive & (nb >= 0) & (dist <= a.contact_radius)
         killed = torch.zeros(n, dtype=torch.bool, device=self.device)
         attackers = attacking.nonzero().squeeze(1)
         if attackers.numel():
@@ -294,19 +280,13 @@ class Simulation:
         self._regrow(step)
 
         # metabolism and death
-        cost = a.base_cost + a.move_cost * speed * speed + a.brain_cost * self.policy_params
-        energy.sub_(cost * af).clamp_(max=a.max_energy)
-        st.age[:n] += alive.long()
-        killed &= alive
-        starved = alive & (energy <= 0)
-        old = alive & (st.age[:n] >= a.max_age)
-        invalid |= alive & ~torch.isfinite(energy)
-        dead = invalid | killed | starved | old
-        self._kill(dead, invalid, killed, starved, step)
+        metabolism = self._metabolism_cpu if self._cpu else self._metabolism
+        self._kill(*metabolism(alive, speed, invalid, killed), step)
 
         # within-life learning
         if self._learn:
             live = st.alive[:n].nonzero().squeeze(1)
+            act = st.last_action[:n]
             self.hooks.learn(self, live, obs[live], act[live], (energy - energy_before)[live])
             self._bad_genome[live] = ~torch.isfinite(st.genomes[live]).all(1)
 
@@ -320,6 +300,85 @@ class Simulation:
         st.step += 1
         self.hooks.step_end(self, step)
 
+    # The physics phases have two implementations that agree (tests/test_physics.py): whole-array
+    # torch operations (CUDA, or a CPU without numba) and fused numba passes over the slot arrays
+    # (CPU), which replace about a hundred small torch operations per step.
+    def _move_eat(self, act: torch.Tensor, alive: torch.Tensor, nb: torch.Tensor, dist: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Clean the actions, turn and move, eat; returns ``(speed, invalid, attacking)``."""
+        cfg, st, a, n = self.config, self.world, self.config.agent, alive.shape[0]
+        # genomes are checked where they change (birth, learning): see _bad_genome
+        invalid = (~torch.isfinite(act).all(1) | self._bad_genome[:n]) & alive
+        act = torch.nan_to_num(act, 0.0, 0.0, 0.0).clamp_(-1.0, 1.0)
+        st.last_action[:n] = act
+        st.ready[:n] = (act[:, 4] > 0) & alive
+        speed = (act[:, 1] + 1.0) * 0.5 * alive.float()
+        hd = torch.remainder(st.heading[:n] + act[:, 0] * a.max_turn, 2 * math.pi)
+        st.heading[:n] = hd
+        pos = st.pos[:n]
+        step_len = speed * a.max_speed
+        pos[:, 0].add_(hd.cos() * step_len).remainder_(cfg.world.width)
+        pos[:, 1].add_(hd.sin() * step_len).remainder_(cfg.world.height)
+        # agents in one cell share what it holds in proportion to their bites
+        res = st.resource.view(-1)
+        wdt, hgt = cfg.world.width, cfg.world.height
+        cell = pos[:, 1].long().clamp_(0, hgt - 1) * wdt + pos[:, 0].long().clamp_(0, wdt - 1)
+        demand = ((act[:, 2] > 0) & alive).float() * a.bite
+        total = torch.bincount(cell, weights=demand, minlength=res.numel()).to(res.dtype)
+        frac = torch.where(total > 0, (res / total.clamp(min=1e-12)).clamp(max=1.0), torch.zeros_like(res))
+        res.sub_(total * frac)
+        food = demand * frac[cell] * a.food_energy
+        st.energy[:n] += food
+        st.lifetime_energy[:n] += food
+        attacking = (act[:, 3] > 0) & alive & (nb >= 0) & (dist <= a.contact_radius)
+        return speed, invalid, attacking
+
+    def _move_eat_cpu(self, act: torch.Tensor, alive: torch.Tensor, nb: torch.Tensor, dist: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        st, a, n = self.world, self.config.agent, alive.shape[0]
+        sc = self._scratch
+        speed, invalid, attacking = sc["speed"][:n], sc["invalid"][:n], sc["attacking"][:n]
+        act_move_eat_cpu(
+            act.contiguous().numpy(), alive.numpy(), self._bad_genome[:n].numpy(), nb.numpy(),
+            dist.numpy(), st.heading[:n].numpy(), st.pos[:n, 0].numpy(), st.pos[:n, 1].numpy(),
+            st.energy[:n].numpy(), st.lifetime_energy[:n].numpy(), st.last_action[:n].numpy(),
+            st.ready[:n].numpy(), st.resource.numpy(), sc["total"].numpy(), sc["cell"][:n].numpy(),
+            speed.numpy(), invalid.numpy(), attacking.numpy(), max_turn=a.max_turn,
+            max_speed=a.max_speed, bite=a.bite, food_energy=a.food_energy, contact=a.contact_radius)
+        return speed, invalid, attacking
+
+    def _metabolism(self, alive: torch.Tensor, speed: torch.Tensor, invalid: torch.Tensor,
+                    killed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pay the step's cost and age; returns the slots that die and their causes."""
+        st, a, n = self.world, self.config.agent, alive.shape[0]
+        energy = st.energy[:n]
+        cost = a.base_cost + a.move_cost * speed * speed + a.brain_cost * self.policy_params
+        energy.sub_(cost * alive.float()).clamp_(max=a.max_energy)
+        st.age[:n] += alive.long()
+        killed = killed & alive
+        starved = alive & (energy <= 0)
+        old = alive & (st.age[:n] >= a.max_age)
+        invalid = invalid | (alive & ~torch.isfinite(energy))
+        slots = (invalid | killed | starved | old).nonzero().squeeze(1)
+        # one cause each, by precedence: invalid > eaten > starved > old age
+        cause = torch.full((slots.numel(),), CAUSE_CODE["old_age"], dtype=torch.uint8, device=self.device)
+        cause[starved[slots]] = CAUSE_CODE["starved"]
+        cause[killed[slots]] = CAUSE_CODE["eaten"]
+        cause[invalid[slots]] = CAUSE_CODE["invalid"]
+        return slots, cause
+
+    def _metabolism_cpu(self, alive: torch.Tensor, speed: torch.Tensor, invalid: torch.Tensor,
+                        killed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        st, a, n = self.world, self.config.agent, alive.shape[0]
+        slots, cause = self._scratch["slots"], self._scratch["cause"]
+        k = metabolism_cpu(alive.numpy(), st.energy[:n].numpy(), st.age[:n].numpy(), speed.numpy(),
+                           invalid.numpy(), killed.numpy(), slots.numpy(), cause.numpy(),
+                           base_cost=a.base_cost, move_cost=a.move_cost,
+                           brain=a.brain_cost * self.policy_params, max_energy=a.max_energy,
+                           max_age=a.max_age, codes=self._cause_codes)
+        # copies: the scratch is rewritten next step, and hooks may keep what they are given
+        return slots[:k].clone(), cause[:k].clone()
+
     def _regrow(self, step: int) -> None:
         r, rc = self.world.resource, self.config.resource
         factor: Any = 1.0
@@ -327,22 +386,19 @@ class Simulation:
             for f in self.hooks.resource_regrowth(self, step):
                 if f is not None:
                     factor = factor * f
+        if self._cpu and isinstance(factor, (int, float)):
+            regrow_cpu(r.numpy(), rc.regrowth, rc.max, rc.seed_growth, float(factor))
+            return
         growth = (rc.regrowth * r * (1.0 - r / rc.max) + rc.seed_growth) * factor
         r.add_(growth).clamp_(0.0, rc.max)
 
-    def _kill(self, dead: torch.Tensor, invalid: torch.Tensor, killed: torch.Tensor,
-              starved: torch.Tensor, step: int) -> None:
+    def _kill(self, slots: torch.Tensor, cause: torch.Tensor, step: int) -> None:
+        """Remove the agents in ``slots`` that died of ``cause`` (uint8 codes of CAUSES)."""
         st = self.world
-        slots = dead.nonzero().squeeze(1)
         k = slots.numel()
         if k == 0:
             self.last_deaths = None
             return
-        # one cause each, by precedence: invalid > eaten > starved > old age
-        cause = torch.full((k,), CAUSE_CODE["old_age"], dtype=torch.uint8, device=self.device)
-        cause[starved[slots]] = CAUSE_CODE["starved"]
-        cause[killed[slots]] = CAUSE_CODE["eaten"]
-        cause[invalid[slots]] = CAUSE_CODE["invalid"]
         cause_np = cause.cpu().numpy()
         deaths = Deaths(step, st.ids[slots].cpu().numpy(), slots.cpu().numpy(), cause_np)
         self.last_deaths = deaths
