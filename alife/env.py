@@ -9,6 +9,7 @@ appears in every dict that step returns (``terminated=False``); an agent that di
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -129,10 +130,14 @@ class AlifeParallelEnv(ParallelEnv):
         if not actions:
             return act
         prev = self.agents
-        if len(actions) == len(prev):
-            vals = [actions.get(a) for a in prev]  # the usual case: one action per live agent
-            if not any(v is None for v in vals):
-                act[self._slots] = np.asarray(vals, dtype=np.float32).reshape(len(prev), 5)
+        if len(actions) == len(prev) and prev:
+            try:  # the usual case: one action per live agent (one C call gathers them)
+                vals = operator.itemgetter(*prev)(actions)
+            except KeyError:
+                vals = None
+            if vals is not None:
+                act[self._slots] = np.asarray(vals if len(prev) > 1 else [vals],
+                                              dtype=np.float32).reshape(len(prev), 5)
                 return act
         if self._slot_of is None:
             self._slot_of = dict(zip(prev, self._slots.tolist(), strict=True))

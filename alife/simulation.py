@@ -21,8 +21,9 @@ from alife.config import WorldConfig
 from alife.events import CAUSE_CODE, CAUSES, Births, Deaths
 from alife.genome import ACTIONS, init_genomes, make_layout, mlp_forward, obs_names, policy_params
 from alife.plugins.manager import PluginManager, build_manager
-from alife.world.kernels import HAVE_NUMBA, act_move_eat_cpu, metabolism_cpu, regrow_cpu
-from alife.world.senses import NeighbourGrid, observe
+from alife.world.kernels import (HAVE_NUMBA, act_move_eat_cpu, live_contacts_cpu, metabolism_cpu,
+                                 place_children_cpu, regrow_cpu, sense_cpu)
+from alife.world.senses import LOOK, LOOK_ANGLES_F32, NeighbourGrid, observe
 from alife.world.state import WorldState
 
 
@@ -114,7 +115,13 @@ class Simulation:
             "speed": torch.zeros(c), "invalid": torch.zeros(c, dtype=torch.bool),
             "attacking": torch.zeros(c, dtype=torch.bool), "cell": torch.zeros(c, dtype=torch.int64),
             "slots": torch.zeros(c, dtype=torch.int64), "cause": torch.zeros(c, dtype=torch.uint8),
-            "total": torch.zeros(w.width * w.height, dtype=torch.float64)} if self._cpu else {}
+            "total": torch.zeros(w.width * w.height, dtype=torch.float64),
+            "nb": torch.zeros(c, dtype=torch.int64), "off": torch.zeros(2, c), "dist": torch.zeros(c),
+        } if self._cpu else {}
+        gr, ag = self.grid, cfg.agent
+        self._sense_params = np.array(
+            [gr.gx, gr.gy, gr.cw, gr.ch, gr.w, gr.h, ag.sense_radius ** 2, cfg.resource.max,
+             ag.sense_radius, ag.max_energy, ag.max_age, LOOK], dtype=np.float32)
         self._cause_codes = tuple(CAUSE_CODE[c] for c in ("invalid", "eaten", "starved", "old_age"))
         self._populate()
         if before_start is not None:
@@ -207,9 +214,20 @@ class Simulation:
         cached = self._sensed
         if cached is not None and cached[0] == (st.step, n):
             return cached[1]
-        nb, off, dist = self.grid.nearest(st.pos[:n], st.alive[:n], self.config.agent.sense_radius)
         tags = self.layout.view(st.genomes[:n], "compatibility.tag")
-        obs = observe(st, nb, off, dist, self.config, tags, self._obs)
+        if self._cpu:
+            sc = self._scratch
+            nb, off, dist, obs = sc["nb"][:n], sc["off"][:, :n], sc["dist"][:n], self._obs[:n]
+            sense_cpu(st.pos[:n].numpy(), st.alive[:n].numpy(), st.heading[:n].numpy(),
+                      st.energy[:n].numpy(), st.age[:n].numpy(), st.ready[:n].numpy(), tags.numpy(),
+                      st.resource.numpy(), nb.numpy(), off.numpy(), dist.numpy(), obs.numpy(),
+                      self._sense_params, LOOK_ANGLES_F32)
+            off = off.T
+        else:
+            nb, off, dist = self.grid.nearest(st.pos[:n], st.alive[:n], self.config.agent.sense_radius)
+            obs = observe(st, nb, off, dist, self.config, tags, self._obs)
+            # a NaN in a neighbour's genome or energy must not poison the agents that see it
+            obs.nan_to_num_(0.0, 0.0, 0.0)
         self.last_observations = obs
         # kept for the step that follows a PettingZoo observation of the same state
         self._sensed = ((st.step, n), (nb, off, dist, obs))
@@ -242,9 +260,6 @@ class Simulation:
 
         # sense
         nb, off, dist, obs = self._sense()
-
-        # a NaN in a neighbour's genome or energy must not poison the agents that see it
-        obs.nan_to_num_(0.0, 0.0, 0.0)
 
         # act
         if actions is None:
@@ -422,14 +437,18 @@ class Simulation:
     def _reproduce(self, nb: torch.Tensor, dist: torch.Tensor, step: int) -> None:
         cfg, st, a, dev, g = self.config, self.world, self.config.agent, self.device, self.generator
         n = nb.shape[0]
-        live = st.alive[:n].nonzero().squeeze(1)
         self.last_births = None
+        # the living, and each one's nearest agent if alive and within contact range (else -1)
+        if self._cpu:
+            live, near = map(torch.from_numpy, live_contacts_cpu(
+                nb.numpy(), dist.numpy(), st.alive[:n].numpy(), a.contact_radius))
+        else:
+            live = st.alive[:n].nonzero().squeeze(1)
+            near = nb[live]
+            near = torch.where((near >= 0) & (dist[live] <= a.contact_radius) & st.alive[near.clamp(min=0)],
+                               near, -1)
         if live.numel() == 0:
             return
-        near = nb[live]
-        near = torch.where((near >= 0) & (dist[live] <= a.contact_radius), near, torch.full_like(near, -1))
-        near_alive = st.alive[near.clamp(min=0)]
-        near = torch.where(near_alive, near, torch.full_like(near, -1))
         parents, partners = self.hooks.select_parents(self, live, near, st.ready[live])
         k = parents.numel()
         if k == 0:
@@ -438,7 +457,7 @@ class Simulation:
         if two.numel():
             ok = self.hooks.mate(self, parents[two], partners[two])
             partners = partners.clone()
-            partners[two] = torch.where(ok, partners[two], torch.full_like(partners[two], -1))
+            partners[two[~ok]] = -1
         free = st.free_slots(k)
         if free.numel() < k:
             refused = k - free.numel()
@@ -448,24 +467,48 @@ class Simulation:
             if k == 0:
                 return
         child = self.hooks.reproduce(self, parents, partners)
-        # the parent pays for the child
-        st.energy.index_add_(0, parents, torch.full((k,), -(a.child_energy + a.birth_cost), device=dev))
-        ids = torch.arange(st.next_id, st.next_id + k, device=dev)
+        jitter = torch.randn(k, 2, generator=g, device=dev)
+        turn = torch.rand(k, generator=g, device=dev)
+        species = self._speciate(child, st.species[parents], step)
+        first_id = st.next_id
+        pay = a.child_energy + a.birth_cost
+        if self._cpu:
+            place_children_cpu(st, free.numpy(), parents.numpy(), partners.numpy(),
+                               child.contiguous().numpy(), jitter.numpy(), turn.numpy(),
+                               species.numpy(), self._bad_genome.numpy(),
+                               child_energy=a.child_energy, pay=pay)
+        else:
+            self._place_children(free, parents, partners, child, jitter, turn, species, pay)
         st.next_id += k
+        st.hw = max(st.hw, int(free[-1]) + 1)
+        self.stats["births"] = k
+        self.totals["births"] += k
+        births = Births(step, np.arange(first_id, first_id + k), free.cpu().numpy(),
+                        st.parents[free].cpu().numpy(), species.cpu().numpy(),
+                        self.hooks.chosen["reproduction"])
+        self.last_births = births
+        self.hooks.agents_born(self, births)
+
+    def _place_children(self, free: torch.Tensor, parents: torch.Tensor, partners: torch.Tensor,
+                        child: torch.Tensor, jitter: torch.Tensor, turn: torch.Tensor,
+                        species: torch.Tensor, pay: float) -> None:
+        """Write the children into their slots (the torch twin of ``place_children_cpu``)."""
+        cfg, st, a, dev = self.config, self.world, self.config.agent, self.device
+        k = free.numel()
+        st.energy.index_add_(0, parents, torch.full((k,), -pay, device=dev))  # the parent pays
         has2 = partners >= 0
         p2c = partners.clamp(min=0)
-        jitter = torch.randn(k, 2, generator=g, device=dev) * 0.5
-        st.pos[free] = (st.pos[parents] + jitter).remainder_(
+        st.pos[free] = (st.pos[parents] + jitter * 0.5).remainder_(
             torch.tensor([cfg.world.width, cfg.world.height], dtype=torch.float32, device=dev))
-        st.heading[free] = torch.rand(k, generator=g, device=dev) * (2 * math.pi)
+        st.heading[free] = turn * (2 * math.pi)
         st.energy[free] = a.child_energy
         st.lifetime_energy[free] = 0.0
         st.age[free] = 0
         st.genomes[free] = child
         self._bad_genome[free] = ~torch.isfinite(child).all(1)
-        st.ids[free] = ids
+        st.ids[free] = torch.arange(st.next_id, st.next_id + k, device=dev)
         st.parents[free, 0] = st.ids[parents]
-        st.parents[free, 1] = torch.where(has2, st.ids[p2c], torch.full_like(ids, -1))
+        st.parents[free, 1] = torch.where(has2, st.ids[p2c], -1)
         gen = st.generation[parents]
         st.generation[free] = torch.where(has2, torch.maximum(gen, st.generation[p2c]), gen) + 1
         st.children[free] = 0
@@ -473,16 +516,8 @@ class Simulation:
         st.children.index_add_(0, partners[has2], torch.ones_like(partners[has2]))
         st.ready[free] = False
         st.last_action[free] = 0.0
-        st.species[free] = self._speciate(child, st.species[parents], step)
+        st.species[free] = species
         st.alive[free] = True
-        st.hw = max(st.hw, int(free[-1]) + 1)
-        self.stats["births"] = k
-        self.totals["births"] += k
-        births = Births(step, ids.cpu().numpy(), free.cpu().numpy(),
-                        st.parents[free].cpu().numpy(), st.species[free].cpu().numpy(),
-                        self.hooks.chosen["reproduction"])
-        self.last_births = births
-        self.hooks.agents_born(self, births)
 
     def _speciate(self, child: torch.Tensor, parent_species: torch.Tensor, step: int) -> torch.Tensor:
         """A child whose kin tag strays past ``species_threshold`` from its species' founder

@@ -1,4 +1,4 @@
-"""The two implementations of the physics phases agree: the fused numba passes that run on the
+"""The two implementations of the physics phases and the placement of children agree: the fused numba passes that run on the
 CPU (``alife.world.kernels``) and the whole-array torch operations that run on CUDA."""
 
 from __future__ import annotations
@@ -30,7 +30,9 @@ def assert_same_world(a: alife.Simulation, b: alife.Simulation, atol: float) -> 
     sa, sb = a.state(), b.state()
     np.testing.assert_array_equal(sa["ids"], sb["ids"])
     np.testing.assert_array_equal(sa["age"], sb["age"])
-    np.testing.assert_array_equal(sa["ready"], sb["ready"])
+    np.testing.assert_array_equal(sa["slots"], sb["slots"])
+    for key in ("ready", "parents", "generation", "children", "species", "genomes"):
+        np.testing.assert_array_equal(sa[key], sb[key], err_msg=key)
     for key in ("pos", "energy", "lifetime_energy", "resource", "last_action"):
         np.testing.assert_allclose(sa[key], sb[key], atol=atol, rtol=0, err_msg=key)
     hd = np.abs(sa["heading"] - sb["heading"])

@@ -69,9 +69,11 @@ if HAVE_NUMBA:
             bx = 0.0
             by = 0.0
             for oy in range(ry):
-                ccy = (cy + oy - (1 if ry == 3 else 0)) % gy
+                ccy = cy + oy - (1 if ry == 3 else 0)
+                ccy = ccy + gy if ccy < 0 else (ccy - gy if ccy >= gy else ccy)  # no % (slow)
                 for ox in range(rx):
-                    ccx = (cx + ox - (1 if rx == 3 else 0)) % gx
+                    ccx = cx + ox - (1 if rx == 3 else 0)
+                    ccx = ccx + gx if ccx < 0 else (ccx - gx if ccx >= gx else ccx)
                     c = ccy * gx + ccx
                     for k in range(starts[c], starts[c + 1]):
                         j = order[k]
@@ -100,8 +102,12 @@ if HAVE_NUMBA:
     @njit(cache=True)
     def _wrap_sample(res, x, y):
         h, w = res.shape
-        ix = int(np.floor(x)) % w
-        iy = int(np.floor(y)) % h
+        ix = int(np.floor(x))
+        iy = int(np.floor(y))
+        if ix < 0 or ix >= w:  # integer % is slow; most probes are inside the world
+            ix %= w
+        if iy < 0 or iy >= h:
+            iy %= h
         return res[iy, ix]
 
     @njit(cache=True)
@@ -109,12 +115,13 @@ if HAVE_NUMBA:
                  rmax, sense_radius, max_energy, max_age, look, angles):
         n = px.shape[0]
         t = tags.shape[1]
+        ca, sa = np.cos(angles), np.sin(angles)
         for i in range(n):
             ch, sh = np.cos(hd[i]), np.sin(hd[i])
             x, y = px[i], py[i]
             out[i, 0] = _wrap_sample(res, x, y) / rmax
             for k in range(3):
-                c, s = np.cos(angles[k]), np.sin(angles[k])
+                c, s = ca[k], sa[k]
                 fx = ch * c - sh * s
                 fy = sh * c + ch * s
                 out[i, 1 + k] = _wrap_sample(res, x + look * fx, y + look * fy) / rmax
@@ -248,10 +255,78 @@ if HAVE_NUMBA:
             r[i] = min(max(v, np.float32(0.0)), rmax)
 
     @njit(cache=True)
-    def _contacts(nb, dist, alive, contact, out):
+    def _live_contacts(nb, dist, alive, contact, live, near):
+        m = 0
         for i in range(nb.shape[0]):
+            if not alive[i]:
+                continue
             j = nb[i]
-            out[i] = j if (j >= 0 and dist[i] <= contact and alive[j]) else -1
+            live[m] = i
+            near[m] = j if (j >= 0 and dist[i] <= contact and alive[j]) else -1
+            m += 1
+        return m
+
+    @njit(cache=True)
+    def _place(free, parents, partners, child, jitter, turn, species_new, next_id, pos, heading,
+               energy, lifetime, age, genomes, bad, ids, par, generation, children, ready,
+               last_action, species, alive, w, h, child_energy, pay):
+        two_pi = np.float32(2.0 * np.pi)
+        half = np.float32(0.5)
+        for c in range(free.shape[0]):
+            energy[parents[c]] -= pay  # the parent pays for the child
+        for c in range(free.shape[0]):
+            s, p, q = free[c], parents[c], partners[c]
+            x = pos[p, 0] + jitter[c, 0] * half
+            y = pos[p, 1] + jitter[c, 1] * half
+            pos[s, 0] = x - w * np.floor(x / w)
+            pos[s, 1] = y - h * np.floor(y / h)
+            heading[s] = turn[c] * two_pi
+            energy[s] = child_energy
+            lifetime[s] = 0.0
+            age[s] = 0
+            ok = True
+            for z in range(child.shape[1]):
+                v = child[c, z]
+                genomes[s, z] = v
+                ok = ok and np.isfinite(v)
+            bad[s] = not ok
+            ids[s] = next_id + c
+            par[s, 0] = ids[p]
+            gen = generation[p]
+            if q >= 0:
+                par[s, 1] = ids[q]
+                gen = max(gen, generation[q])
+                children[q] += 1
+            else:
+                par[s, 1] = -1
+            generation[s] = gen + 1
+            children[s] = 0
+            children[p] += 1
+            ready[s] = False
+            for z in range(last_action.shape[1]):
+                last_action[s, z] = 0.0
+            species[s] = species_new[c]
+            alive[s] = True
+
+
+    @njit(cache=True)
+    def _sense(pos, alive, hd, energy, age, ready, tags, res, nb, off, dist, out, p, angles):
+        """Nearest neighbours and the observation vector in one call (a numba call costs a few
+        microseconds per argument, which at a few hundred agents is most of a kernel's time)."""
+        px, py = pos[:, 0], pos[:, 1]
+        gx, gy = int(p[0]), int(p[1])
+        starts, order = _bucket(px, py, alive, gx, gy, p[2], p[3])
+        _nearest(px, py, alive, starts, order, gx, gy, p[2], p[3], p[4], p[5], p[6], nb, off[0],
+                 off[1], dist)
+        for i in range(dist.shape[0]):
+            dist[i] = np.sqrt(dist[i])
+        _observe(px, py, hd, energy, age, ready, tags, res, nb, off[0], off[1], dist, out, p[7],
+                 p[8], p[9], p[10], p[11], angles)
+        # a NaN in a neighbour's genome or energy must not poison the agents that see it
+        for i in range(out.shape[0]):
+            for q in range(out.shape[1]):
+                if not np.isfinite(out[i, q]):
+                    out[i, q] = 0.0
 
 
 def act_move_eat_cpu(act, alive, bad, nb, dist, heading, px, py, energy, lifetime, last_action,
@@ -281,11 +356,38 @@ def regrow_cpu(res: np.ndarray, regrowth: float, rmax: float, seed_growth: float
     _regrow(res.reshape(-1), f(regrowth), f(rmax), f(seed_growth), f(factor))
 
 
-def contacts_cpu(nb: np.ndarray, dist: np.ndarray, alive: np.ndarray, contact: float) -> np.ndarray:
-    """Each row's nearest agent if it is alive and within ``contact``, else -1."""
-    out = np.empty_like(nb)
-    _contacts(nb, dist, alive, np.float32(contact), out)
-    return out
+def live_contacts_cpu(nb: np.ndarray, dist: np.ndarray, alive: np.ndarray, contact: float
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The living slots and, for each, its nearest agent if that is alive and within
+    ``contact`` (else -1)."""
+    live = np.empty(nb.shape[0], np.int64)
+    near = np.empty(nb.shape[0], np.int64)
+    m = _live_contacts(nb, dist, alive, np.float32(contact), live, near)
+    return live[:m], near[:m]
+
+
+def place_children_cpu(st, free, parents, partners, child, jitter, turn, species, bad, *,
+                       child_energy: float, pay: float) -> None:
+    """Write ``k`` children into the free slots of a ``WorldState`` (numpy views of its
+    arrays): position beside the parent (``jitter`` standard normals, halved), heading
+    (``turn`` uniforms), genome, ids from ``st.next_id``, parents, generation, children counts;
+    each parent pays ``pay``."""
+    h, w = st.resource.shape
+    f = np.float32
+    _place(free, parents, partners, child, jitter, turn, species, st.next_id, st.pos.numpy(),
+           st.heading.numpy(), st.energy.numpy(), st.lifetime_energy.numpy(), st.age.numpy(),
+           st.genomes.numpy(), bad, st.ids.numpy(), st.parents.numpy(), st.generation.numpy(),
+           st.children.numpy(), st.ready.numpy(), st.last_action.numpy(), st.species.numpy(),
+           st.alive.numpy(), f(w), f(h), f(child_energy), f(pay))
+
+
+def sense_cpu(pos, alive, heading, energy, age, ready, tags, res, nb, off, dist, out,
+              params: np.ndarray, angles: np.ndarray) -> None:
+    """Fill ``nb [n]``, ``off [2, n]``, ``dist [n]`` (the nearest agent within the sense radius,
+    as :func:`nearest_cpu`) and the observations ``out [n, n_obs]`` with non-finite values
+    zeroed. ``params``: float32 ``[gx, gy, cw, ch, w, h, radius^2, resource max, sense radius,
+    max energy, max age, look]``."""
+    _sense(pos, alive, heading, energy, age, ready, tags, res, nb, off, dist, out, params, angles)
 
 
 def observe_cpu(px, py, hd, energy, age, ready, tags, res, nb, off, dist, out, rmax: float,
@@ -320,5 +422,5 @@ def set_threads(n: int) -> None:
         numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
 
 
-__all__ = ["HAVE_NUMBA", "act_move_eat_cpu", "contacts_cpu", "metabolism_cpu", "nearest_cpu",
-           "observe_cpu", "regrow_cpu", "set_threads"]
+__all__ = ["HAVE_NUMBA", "act_move_eat_cpu", "live_contacts_cpu", "metabolism_cpu", "nearest_cpu",
+           "observe_cpu", "place_children_cpu", "regrow_cpu", "sense_cpu", "set_threads"]

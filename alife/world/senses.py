@@ -94,7 +94,7 @@ def sample_resource(resource: torch.Tensor, x: torch.Tensor, y: torch.Tensor) ->
     return resource.view(-1)[iy * w + ix]
 
 
-_ANGLES = np.array(LOOK_ANGLES, dtype=np.float32)
+LOOK_ANGLES_F32 = np.array(LOOK_ANGLES, dtype=np.float32)
 
 
 def observe(state, nb: torch.Tensor, off: torch.Tensor, dist: torch.Tensor, cfg, tags: torch.Tensor,
@@ -109,7 +109,7 @@ def observe(state, nb: torch.Tensor, off: torch.Tensor, dist: torch.Tensor, cfg,
                     state.heading[:n].numpy(), state.energy[:n].numpy(), state.age[:n].numpy(),
                     state.ready[:n].numpy(), tags.numpy(), state.resource.numpy(), nb.numpy(),
                     off.numpy(), dist.numpy(), o.numpy(), rmax, a.sense_radius, a.max_energy,
-                    a.max_age, LOOK, _ANGLES)
+                    a.max_age, LOOK, LOOK_ANGLES_F32)
         return o
     pos, hd = state.pos[:n], state.heading[:n]
     cos_h, sin_h = hd.cos(), hd.sin()
