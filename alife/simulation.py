@@ -21,8 +21,15 @@ from alife.config import WorldConfig
 from alife.events import CAUSE_CODE, CAUSES, Births, Deaths
 from alife.genome import ACTIONS, init_genomes, make_layout, mlp_forward, obs_names, policy_params
 from alife.plugins.manager import PluginManager, build_manager
-from alife.world.kernels import (HAVE_NUMBA, act_move_eat_cpu, live_contacts_cpu, metabolism_cpu,
-                                 place_children_cpu, regrow_cpu, sense_cpu)
+from alife.world.kernels import (
+    HAVE_NUMBA,
+    act_move_eat_cpu,
+    live_contacts_cpu,
+    metabolism_cpu,
+    place_children_cpu,
+    regrow_cpu,
+    sense_cpu,
+)
 from alife.world.senses import LOOK, LOOK_ANGLES_F32, NeighbourGrid, observe
 from alife.world.state import WorldState
 
