@@ -442,7 +442,7 @@ class Simulation:
         st.shrink_hw()
 
     def _reproduce(self, nb: torch.Tensor, dist: torch.Tensor, step: int) -> None:
-        cfg, st, a, dev, g = self.config, self.world, self.config.agent, self.device, self.generator
+        st, a, dev, g = self.world, self.config.agent, self.device, self.generator
         n = nb.shape[0]
         self.last_births = None
         # the living, and each one's nearest agent if alive and within contact range (else -1)
