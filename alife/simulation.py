@@ -21,6 +21,7 @@ from alife.config import WorldConfig
 from alife.events import CAUSE_CODE, CAUSES, Births, Deaths
 from alife.genome import ACTIONS, init_genomes, make_layout, mlp_forward, obs_names, policy_params
 from alife.plugins.manager import PluginManager, build_manager
+from alife.world.brain_cpu import PolicyCPU
 from alife.world.kernels import (
     HAVE_NUMBA,
     act_move_eat_cpu,
@@ -125,6 +126,7 @@ class Simulation:
             "total": torch.zeros(w.width * w.height, dtype=torch.float64),
             "nb": torch.zeros(c, dtype=torch.int64), "off": torch.zeros(2, c), "dist": torch.zeros(c),
         } if self._cpu else {}
+        self._policy_cpu = PolicyCPU(self.layout, c) if self._cpu else None
         gr, ag = self.grid, cfg.agent
         self._sense_params = np.array(
             [gr.gx, gr.gy, gr.cw, gr.ch, gr.w, gr.h, ag.sense_radius ** 2, cfg.resource.max,
@@ -245,6 +247,8 @@ class Simulation:
         it re-checks them for NaN/Inf, which makes their agents die with cause "invalid"."""
         st = self.world
         self._sensed = None
+        if self._policy_cpu is not None:
+            self._policy_cpu.invalidate()
         if slots is None:
             self._bad_genome.copy_(~torch.isfinite(st.genomes).all(1))
         else:
@@ -270,7 +274,10 @@ class Simulation:
 
         # act
         if actions is None:
-            act = mlp_forward(st.genomes[:n], self.layout, "policy", obs)
+            if self._policy_cpu is not None:
+                act = self._policy_cpu.forward(st.genomes, obs)
+            else:
+                act = mlp_forward(st.genomes[:n], self.layout, "policy", obs)
         else:
             act = actions[:n].to(self.device, torch.float32)
         if self._after_act:
@@ -480,10 +487,11 @@ class Simulation:
         first_id = st.next_id
         pay = a.child_energy + a.birth_cost
         if self._cpu:
-            place_children_cpu(st, free.numpy(), parents.numpy(), partners.numpy(),
-                               child.contiguous().numpy(), jitter.numpy(), turn.numpy(),
-                               species.numpy(), self._bad_genome.numpy(),
-                               child_energy=a.child_energy, pay=pay)
+            child_np, free_np = child.contiguous().numpy(), free.numpy()
+            place_children_cpu(st, free_np, parents.numpy(), partners.numpy(), child_np,
+                               jitter.numpy(), turn.numpy(), species.numpy(),
+                               self._bad_genome.numpy(), child_energy=a.child_energy, pay=pay)
+            self._policy_cpu.put(free_np, child_np)  # the kernel wrote genomes behind torch's back
         else:
             self._place_children(free, parents, partners, child, jitter, turn, species, pay)
         st.next_id += k

@@ -21,8 +21,8 @@ def alife_mate(sim, a: torch.Tensor, b: torch.Tensor):
     if a.numel() == 0:
         return torch.zeros(0, dtype=torch.bool, device=a.device)
     g = sim.world.genomes
-    ga, gb = g[a], g[b]
-    p_ab = torch.sigmoid(compatibility_logit(ga, gb, sim.layout))
-    p_ba = torch.sigmoid(compatibility_logit(gb, ga, sim.layout))
+    # both directions in one batched pass: rows [a; b] judge partners [b; a]
+    judge, judged = g[torch.cat([a, b])], g[torch.cat([b, a])]
+    p = torch.sigmoid(compatibility_logit(judge, judged, sim.layout)).view(2, -1)
     u = torch.rand(2, a.numel(), generator=sim.generator, device=a.device)
-    return (u[0] < p_ab) & (u[1] < p_ba)
+    return (u < p).all(0)
