@@ -127,6 +127,10 @@ class Simulation:
             "nb": torch.zeros(c, dtype=torch.int64), "off": torch.zeros(2, c), "dist": torch.zeros(c),
         } if self._cpu else {}
         self._policy_cpu = PolicyCPU(self.layout, c) if self._cpu else None
+        #: numpy views of the scratch (and of arrays never replaced) for the numba kernels
+        self._scratch_np = {k: t.numpy() for k, t in self._scratch.items()}
+        if self._cpu:
+            self._scratch_np.update(bad_genome=self._bad_genome.numpy(), obs=self._obs.numpy())
         gr, ag = self.grid, cfg.agent
         self._sense_params = np.array(
             [gr.gx, gr.gy, gr.cw, gr.ch, gr.w, gr.h, ag.sense_radius ** 2, cfg.resource.max,
@@ -225,13 +229,12 @@ class Simulation:
             return cached[1]
         tags = self.layout.view(st.genomes[:n], "compatibility.tag")
         if self._cpu:
+            sc, v = self._scratch_np, st.np
+            sense_cpu(v.pos[:n], v.alive[:n], v.heading[:n], v.energy[:n], v.age[:n], v.ready[:n],
+                      tags.numpy(), v.resource, sc["nb"][:n], sc["off"][:, :n], sc["dist"][:n],
+                      sc["obs"][:n], self._sense_params, LOOK_ANGLES_F32)
             sc = self._scratch
-            nb, off, dist, obs = sc["nb"][:n], sc["off"][:, :n], sc["dist"][:n], self._obs[:n]
-            sense_cpu(st.pos[:n].numpy(), st.alive[:n].numpy(), st.heading[:n].numpy(),
-                      st.energy[:n].numpy(), st.age[:n].numpy(), st.ready[:n].numpy(), tags.numpy(),
-                      st.resource.numpy(), nb.numpy(), off.numpy(), dist.numpy(), obs.numpy(),
-                      self._sense_params, LOOK_ANGLES_F32)
-            off = off.T
+            nb, off, dist, obs = sc["nb"][:n], sc["off"][:, :n].T, sc["dist"][:n], self._obs[:n]
         else:
             nb, off, dist = self.grid.nearest(st.pos[:n], st.alive[:n], self.config.agent.sense_radius)
             obs = observe(st, nb, off, dist, self.config, tags, self._obs)
@@ -364,17 +367,15 @@ class Simulation:
 
     def _move_eat_cpu(self, act: torch.Tensor, alive: torch.Tensor, nb: torch.Tensor, dist: torch.Tensor
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        st, a, n = self.world, self.config.agent, alive.shape[0]
-        sc = self._scratch
-        speed, invalid, attacking = sc["speed"][:n], sc["invalid"][:n], sc["attacking"][:n]
+        a, n, v, sc = self.config.agent, alive.shape[0], self.world.np, self._scratch_np
         act_move_eat_cpu(
-            act.contiguous().numpy(), alive.numpy(), self._bad_genome[:n].numpy(), nb.numpy(),
-            dist.numpy(), st.heading[:n].numpy(), st.pos[:n, 0].numpy(), st.pos[:n, 1].numpy(),
-            st.energy[:n].numpy(), st.lifetime_energy[:n].numpy(), st.last_action[:n].numpy(),
-            st.ready[:n].numpy(), st.resource.numpy(), sc["total"].numpy(), sc["cell"][:n].numpy(),
-            speed.numpy(), invalid.numpy(), attacking.numpy(), max_turn=a.max_turn,
-            max_speed=a.max_speed, bite=a.bite, food_energy=a.food_energy, contact=a.contact_radius)
-        return speed, invalid, attacking
+            act.contiguous().numpy(), v.alive[:n], sc["bad_genome"][:n], sc["nb"][:n], sc["dist"][:n],
+            v.heading[:n], v.pos[:n, 0], v.pos[:n, 1], v.energy[:n], v.lifetime_energy[:n],
+            v.last_action[:n], v.ready[:n], v.resource, sc["total"], sc["cell"][:n], sc["speed"][:n],
+            sc["invalid"][:n], sc["attacking"][:n], max_turn=a.max_turn, max_speed=a.max_speed,
+            bite=a.bite, food_energy=a.food_energy, contact=a.contact_radius)
+        sc = self._scratch
+        return sc["speed"][:n], sc["invalid"][:n], sc["attacking"][:n]
 
     def _metabolism(self, alive: torch.Tensor, speed: torch.Tensor, invalid: torch.Tensor,
                     killed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -398,15 +399,13 @@ class Simulation:
 
     def _metabolism_cpu(self, alive: torch.Tensor, speed: torch.Tensor, invalid: torch.Tensor,
                         killed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        st, a, n = self.world, self.config.agent, alive.shape[0]
-        slots, cause = self._scratch["slots"], self._scratch["cause"]
-        k = metabolism_cpu(alive.numpy(), st.energy[:n].numpy(), st.age[:n].numpy(), speed.numpy(),
-                           invalid.numpy(), killed.numpy(), slots.numpy(), cause.numpy(),
-                           base_cost=a.base_cost, move_cost=a.move_cost,
-                           brain=a.brain_cost * self.policy_params, max_energy=a.max_energy,
-                           max_age=a.max_age, codes=self._cause_codes)
+        a, n, v, sc = self.config.agent, alive.shape[0], self.world.np, self._scratch_np
+        k = metabolism_cpu(v.alive[:n], v.energy[:n], v.age[:n], sc["speed"][:n], sc["invalid"][:n],
+                           killed.numpy(), sc["slots"], sc["cause"], base_cost=a.base_cost,
+                           move_cost=a.move_cost, brain=a.brain_cost * self.policy_params,
+                           max_energy=a.max_energy, max_age=a.max_age, codes=self._cause_codes)
         # copies: the scratch is rewritten next step, and hooks may keep what they are given
-        return slots[:k].clone(), cause[:k].clone()
+        return torch.from_numpy(sc["slots"][:k].copy()), torch.from_numpy(sc["cause"][:k].copy())
 
     def _regrow(self, step: int) -> None:
         r, rc = self.world.resource, self.config.resource
@@ -454,8 +453,9 @@ class Simulation:
         self.last_births = None
         # the living, and each one's nearest agent if alive and within contact range (else -1)
         if self._cpu:
+            sc = self._scratch_np
             live, near = map(torch.from_numpy, live_contacts_cpu(
-                nb.numpy(), dist.numpy(), st.alive[:n].numpy(), a.contact_radius))
+                sc["nb"][:n], sc["dist"][:n], st.np.alive[:n], a.contact_radius))
         else:
             live = st.alive[:n].nonzero().squeeze(1)
             near = nb[live]
@@ -490,7 +490,7 @@ class Simulation:
             child_np, free_np = child.contiguous().numpy(), free.numpy()
             place_children_cpu(st, free_np, parents.numpy(), partners.numpy(), child_np,
                                jitter.numpy(), turn.numpy(), species.numpy(),
-                               self._bad_genome.numpy(), child_energy=a.child_energy, pay=pay)
+                               self._scratch_np["bad_genome"], child_energy=a.child_energy, pay=pay)
             self._policy_cpu.put(free_np, child_np)  # the kernel wrote genomes behind torch's back
         else:
             self._place_children(free, parents, partners, child, jitter, turn, species, pay)

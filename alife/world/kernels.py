@@ -372,13 +372,12 @@ def place_children_cpu(st, free, parents, partners, child, jitter, turn, species
     arrays): position beside the parent (``jitter`` standard normals, halved), heading
     (``turn`` uniforms), genome, ids from ``st.next_id``, parents, generation, children counts;
     each parent pays ``pay``."""
-    h, w = st.resource.shape
+    v = st.np
+    h, w = v.resource.shape
     f = np.float32
-    _place(free, parents, partners, child, jitter, turn, species, st.next_id, st.pos.numpy(),
-           st.heading.numpy(), st.energy.numpy(), st.lifetime_energy.numpy(), st.age.numpy(),
-           st.genomes.numpy(), bad, st.ids.numpy(), st.parents.numpy(), st.generation.numpy(),
-           st.children.numpy(), st.ready.numpy(), st.last_action.numpy(), st.species.numpy(),
-           st.alive.numpy(), f(w), f(h), f(child_energy), f(pay))
+    _place(free, parents, partners, child, jitter, turn, species, st.next_id, v.pos, v.heading,
+           v.energy, v.lifetime_energy, v.age, v.genomes, bad, v.ids, v.parents, v.generation,
+           v.children, v.ready, v.last_action, v.species, v.alive, f(w), f(h), f(child_energy), f(pay))
 
 
 def sense_cpu(pos, alive, heading, energy, age, ready, tags, res, nb, off, dist, out,

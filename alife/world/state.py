@@ -15,8 +15,32 @@ SLOT_FIELDS = ("alive", "ids", "pos", "heading", "energy", "age", "species", "pa
                "generation", "children", "ready", "last_action", "lifetime_energy", "genomes")
 
 
+_VIEWED = SLOT_FIELDS + ("resource",)
+
+
+class _Views:
+    def __init__(self, arrays: dict[str, np.ndarray]):
+        self.__dict__.update(arrays)
+
+
 class WorldState:
     """All mutable arrays of one world, on one device."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _VIEWED:  # an array was replaced: the numpy views of the old one are stale
+            self.__dict__["_views"] = None
+        object.__setattr__(self, name, value)
+
+    @property
+    def np(self) -> _Views:
+        """numpy views of the slot arrays and the resource field (CPU only; they share memory
+        with the tensors). Made once, remade after an array is replaced; numba kernels take
+        these, since a torch slice plus ``.numpy()`` costs microseconds each."""
+        v = self.__dict__.get("_views")
+        if v is None:
+            v = _Views({name: getattr(self, name).numpy() for name in _VIEWED})
+            self.__dict__["_views"] = v
+        return v
 
     def __init__(self, capacity: int, genome_size: int, n_actions: int, width: int, height: int,
                  tag_dim: int, device: torch.device):
