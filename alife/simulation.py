@@ -21,6 +21,7 @@ from alife.config import WorldConfig
 from alife.events import CAUSE_CODE, CAUSES, Births, Deaths
 from alife.genome import ACTIONS, init_genomes, make_layout, mlp_forward, obs_names, policy_params
 from alife.plugins.manager import PluginManager, build_manager
+from alife.strategies.kernels import strays_cpu
 from alife.world.brain_cpu import PolicyCPU
 from alife.world.kernels import (
     HAVE_NUMBA,
@@ -539,10 +540,15 @@ class Simulation:
         founds a new species."""
         st = self.world
         tags = self.layout.view(child, "compatibility.tag")
-        d = (tags - st.species_founder[parent_species]).norm(dim=1)
-        new = d > self.config.mutation.species_threshold
+        threshold = self.config.mutation.species_threshold
+        if self._cpu and child.is_contiguous():
+            new, n_new = strays_cpu(child, self.layout["compatibility.tag"].offset,
+                                    st.species_founder, parent_species, threshold)
+        else:
+            new = (tags - st.species_founder[parent_species]).norm(dim=1) > threshold
+            n_new = int(new.sum())
         species = parent_species.clone()
-        if bool(new.any()):
+        if n_new:
             idx = new.nonzero().squeeze(1)
             species[idx] = st.add_species(tags[idx].clone(), parent_species[idx], step)
         return species

@@ -16,6 +16,7 @@ import torch
 
 from alife.genome import SEGMENTS
 from alife.plugins import hookimpl
+from alife.strategies.kernels import gaussian_cpu, on_cpu
 
 ALIFE_STRATEGIES = {"mutation": "gaussian"}
 
@@ -26,12 +27,25 @@ def gaussian_mutate(genomes: torch.Tensor, layout, segment_index: torch.Tensor, 
     k = genomes.shape[0]
     if k == 0:
         return genomes
+    e = layout["mutator.log_sigma"]
+    if on_cpu(genomes) and genomes.is_contiguous() and not genomes.requires_grad:
+        # the same two draws as below, then one pass (alife.strategies.kernels)
+        ls_noise = torch.randn((k, e.size), generator=generator)
+        noise = torch.randn(genomes.shape, generator=generator)
+        gaussian_cpu(genomes, e.offset, ls_noise, noise, segment_index.numpy(), tau, sigma_min, sigma_max)
+        return genomes
+    return gaussian_mutate_torch(genomes, layout, segment_index, tau, sigma_min, sigma_max, generator)
+
+
+def gaussian_mutate_torch(genomes: torch.Tensor, layout, segment_index: torch.Tensor, tau: float,
+                          sigma_min: float, sigma_max: float, generator: torch.Generator) -> torch.Tensor:
+    """The whole-array torch form of :func:`gaussian_mutate` (any device)."""
+    e = layout["mutator.log_sigma"]
     ls = layout.view(genomes, "mutator.log_sigma")
     ls.add_(torch.randn(ls.shape, generator=generator, device=genomes.device) * tau)
     ls.clamp_(math.log(sigma_min), math.log(sigma_max))
     sigma = ls.exp()[:, segment_index]  # [k, size]: each position's segment step size
     noise = torch.randn(genomes.shape, generator=generator, device=genomes.device)
-    e = layout["mutator.log_sigma"]
     noise[:, e.offset:e.offset + e.size] = 0.0  # the step sizes were varied above, log-normally
     return genomes.add_(noise * sigma)
 

@@ -7,9 +7,11 @@ the child. With one parent the child is a copy, then varied.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from alife.plugins import hookimpl
+from alife.strategies.kernels import breed_cpu, on_cpu
 
 ALIFE_STRATEGIES = {"reproduction": "crossover-mutate"}
 
@@ -23,6 +25,22 @@ def tensorwise_crossover(g1: torch.Tensor, g2: torch.Tensor, tensor_index: torch
 
 @hookimpl
 def alife_reproduce(sim, parents: torch.Tensor, partners: torch.Tensor):
+    return sim.hooks.mutate(sim, breed(sim, parents, partners), parents)
+
+
+def breed(sim, parents: torch.Tensor, partners: torch.Tensor) -> torch.Tensor:
+    """The children before mutation: copies of the parents, crossed over tensor by tensor with
+    the partner where there is one."""
+    g = sim.world.genomes
+    if on_cpu(g):
+        m = int((partners >= 0).sum())
+        # the same draw as the torch path: one row of coins per pair
+        pick = torch.rand(m, len(sim.layout.entries), generator=sim.generator) if m else None
+        return breed_cpu(g, parents, partners, pick, layout_bounds(sim.layout))
+    return breed_torch(sim, parents, partners)
+
+
+def breed_torch(sim, parents: torch.Tensor, partners: torch.Tensor) -> torch.Tensor:
     g = sim.world.genomes
     child = g[parents].clone()
     two = partners >= 0
@@ -30,4 +48,13 @@ def alife_reproduce(sim, parents: torch.Tensor, partners: torch.Tensor):
         idx = two.nonzero().squeeze(1)
         child[idx] = tensorwise_crossover(child[idx], g[partners[idx]], sim.tensor_index,
                                           len(sim.layout.entries), sim.generator)
-    return sim.hooks.mutate(sim, child, parents)
+    return child
+
+
+def layout_bounds(layout) -> np.ndarray:
+    """``[T + 1]`` int64: where each layout tensor starts, and the end of the last."""
+    b = getattr(layout, "_bounds", None)
+    if b is None:
+        b = np.array([e.offset for e in layout.entries] + [layout.size], dtype=np.int64)
+        layout._bounds = b
+    return b

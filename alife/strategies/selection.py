@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 
 from alife.plugins import hookimpl
+from alife.strategies.kernels import on_cpu, select_cpu
 
 ALIFE_STRATEGIES = {"selection": "energy-threshold"}
 
@@ -18,6 +19,12 @@ ALIFE_STRATEGIES = {"selection": "energy-threshold"}
 @hookimpl
 def alife_select_parents(sim, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor):
     st, a = sim.world, sim.config.agent
+    if on_cpu(slots):
+        return select_cpu(st, slots, neighbours, ready, a.reproduce_energy, a.min_reproduce_age)
+    return select_torch(st, a, slots, neighbours, ready)
+
+
+def select_torch(st, a, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor):
     ok = (st.energy[slots] >= a.reproduce_energy) & (st.age[slots] >= a.min_reproduce_age)
     parents = slots[ok]
     nb = neighbours[ok]

@@ -1,0 +1,123 @@
+"""CPU kernels (numba) for the built-in strategies.
+
+At a few hundred agents a step's time on a CPU goes mostly to the fixed cost of small torch
+operations (several microseconds each), and the built-in selection, crossover, mutation and
+speciation take about a dozen each. On the CPU their hooks call these kernels instead, with the
+same random draws from the simulation's generator made by the same torch calls, so both paths
+consume the generator alike and give the same children (tests/test_strategy_kernels.py). The torch
+code stays the reference and runs on CUDA.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from alife.world.kernels import HAVE_NUMBA
+
+if HAVE_NUMBA:
+    from numba import njit
+
+    @njit(cache=True)
+    def _select(slots, neighbours, ready_live, energy, age, ready, alive, min_energy, min_age,
+                parents, partners):
+        k = 0
+        for c in range(slots.shape[0]):
+            s = slots[c]
+            if energy[s] >= min_energy and age[s] >= min_age:
+                nb = neighbours[c]
+                partner = -1
+                if ready_live[c] and nb >= 0 and ready[nb] and alive[nb]:
+                    partner = nb
+                parents[k] = s
+                partners[k] = partner
+                k += 1
+        return k
+
+    @njit(cache=True)
+    def _breed(genomes, parents, partners, pick, bounds, child):
+        """Copy each parent's genome; where there is a partner, take each layout tensor ``t``
+        from it when ``pick[row, t] < 0.5`` (one ``pick`` row per pair, in order)."""
+        row = 0
+        for c in range(parents.shape[0]):
+            p, q = parents[c], partners[c]
+            if q < 0:
+                for z in range(genomes.shape[1]):
+                    child[c, z] = genomes[p, z]
+                continue
+            for t in range(bounds.shape[0] - 1):
+                src = q if pick[row, t] < 0.5 else p
+                for z in range(bounds[t], bounds[t + 1]):
+                    child[c, z] = genomes[src, z]
+            row += 1
+
+    @njit(cache=True)
+    def _gaussian(genomes, ls_lo, ls_noise, noise, segment, tau, lo, hi):
+        nseg = ls_noise.shape[1]
+        sigma = np.empty(nseg, np.float32)
+        for c in range(genomes.shape[0]):
+            for s in range(nseg):
+                v = genomes[c, ls_lo + s] + ls_noise[c, s] * tau
+                v = min(max(v, lo), hi)
+                genomes[c, ls_lo + s] = v
+                sigma[s] = np.exp(v)
+            for z in range(genomes.shape[1]):
+                if ls_lo <= z < ls_lo + nseg:
+                    continue  # the step sizes were varied above, log-normally
+                genomes[c, z] += noise[c, z] * sigma[segment[z]]
+
+    @njit(cache=True)
+    def _strays(child, tag_lo, founders, species, threshold, out):
+        n_new = 0
+        for c in range(child.shape[0]):
+            f = species[c]
+            d2 = np.float32(0.0)
+            for q in range(founders.shape[1]):
+                d = child[c, tag_lo + q] - founders[f, q]
+                d2 += d * d
+            out[c] = np.sqrt(d2) > threshold
+            n_new += out[c]
+        return n_new
+
+
+def on_cpu(t: torch.Tensor) -> bool:
+    """Whether the numba kernels serve tensors like ``t``."""
+    return HAVE_NUMBA and t.device.type == "cpu"
+
+
+def select_cpu(st, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor,
+               min_energy: float, min_age: int) -> tuple[torch.Tensor, torch.Tensor]:
+    v = st.np
+    parents = np.empty(slots.shape[0], np.int64)
+    partners = np.empty(slots.shape[0], np.int64)
+    k = _select(slots.numpy(), neighbours.numpy(), ready.numpy(), v.energy, v.age, v.ready, v.alive,
+                np.float32(min_energy), min_age, parents, partners)
+    return torch.from_numpy(parents[:k]), torch.from_numpy(partners[:k])
+
+
+def breed_cpu(genomes: torch.Tensor, parents: torch.Tensor, partners: torch.Tensor,
+              pick: torch.Tensor | None, bounds: np.ndarray) -> torch.Tensor:
+    child = np.empty((parents.shape[0], genomes.shape[1]), np.float32)
+    pick_np = pick.numpy() if pick is not None else np.zeros((0, bounds.shape[0] - 1), np.float32)
+    _breed(genomes.numpy(), parents.numpy(), partners.numpy(), pick_np, bounds, child)
+    return torch.from_numpy(child)
+
+
+def gaussian_cpu(genomes: torch.Tensor, ls_lo: int, ls_noise: torch.Tensor, noise: torch.Tensor,
+                 segment: np.ndarray, tau: float, sigma_min: float, sigma_max: float) -> None:
+    f = np.float32
+    _gaussian(genomes.numpy(), ls_lo, ls_noise.numpy(), noise.numpy(), segment, f(tau),
+              f(math.log(sigma_min)), f(math.log(sigma_max)))
+    # written through numpy: tell torch, as an in-place torch op would (genomes may be a view of
+    # the world's genome matrix, whose version the CPU policy cache watches)
+    torch.autograd.graph.increment_version(genomes)
+
+
+def strays_cpu(child: torch.Tensor, tag_lo: int, founders: torch.Tensor, species: torch.Tensor,
+               threshold: float) -> tuple[torch.Tensor, int]:
+    out = np.empty(child.shape[0], np.bool_)
+    n_new = _strays(child.numpy(), tag_lo, founders.contiguous().numpy(), species.numpy(),
+                    np.float32(threshold), out)
+    return torch.from_numpy(out), int(n_new)

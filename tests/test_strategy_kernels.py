@@ -1,0 +1,82 @@
+"""The CPU kernels of the built-in strategies give what their torch code gives, drawing the same
+random numbers from the simulation's generator."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import alife
+from alife.strategies.kernels import HAVE_NUMBA, strays_cpu
+from alife.strategies.mutation import gaussian_mutate, gaussian_mutate_torch
+from alife.strategies.reproduction import breed, breed_torch
+from alife.strategies.selection import alife_select_parents, select_torch
+
+pytestmark = pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+
+SMALL = {"world.width": 40, "world.height": 40, "world.initial_agents": 200, "world.capacity": 1024}
+
+
+@pytest.fixture
+def sim():
+    s = alife.Simulation(seed=5, device="cpu", overrides=SMALL)
+    for _ in range(40):
+        s.step()
+    return s
+
+
+def forked(sim) -> torch.Generator:
+    return torch.Generator().set_state(sim.generator.get_state())
+
+
+def test_selection(sim):
+    st = sim.world
+    st.energy[: st.hw] = torch.rand(st.hw, generator=torch.Generator().manual_seed(0)) * 6.0
+    st.ready[: st.hw] = torch.rand(st.hw, generator=torch.Generator().manual_seed(1)) < 0.5
+    live = st.alive_slots()
+    near = torch.where(torch.rand(live.numel()) < 0.7, torch.randint(0, st.hw, (live.numel(),)), -1)
+    ready = st.ready[live]
+    got = alife_select_parents(sim, live, near, ready)
+    want = select_torch(st, sim.config.agent, live, near, ready)
+    assert want[0].numel() > 10 and (want[1] >= 0).sum() > 3
+    for g, w in zip(got, want, strict=True):
+        torch.testing.assert_close(g, w, rtol=0, atol=0)
+
+
+def test_crossover(sim):
+    st = sim.world
+    live = st.alive_slots()
+    parents = live[:40]
+    partners = torch.where(torch.arange(40) % 3 == 0, live.flip(0)[:40], -1)
+    g0 = forked(sim)
+    got = breed(sim, parents, partners)
+    sim.generator.set_state(g0.get_state())
+    want = breed_torch(sim, parents, partners)
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    # and crossover happened: some tensors came from the partner
+    two = partners >= 0
+    assert not torch.equal(got[two], st.genomes[parents[two]])
+
+
+def test_gaussian_mutation(sim):
+    child = sim.world.genomes[sim.world.alive_slots()[:30]].clone()
+    m = sim.config.mutation
+    args = (sim.layout, sim.segment_index, m.tau, m.sigma_min, m.sigma_max)
+    got = gaussian_mutate(child.clone(), *args, forked(sim))
+    want = gaussian_mutate_torch(child.clone(), *args, forked(sim))
+    # exp in numba and in torch may differ in the last bit
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-6)
+    assert (got - child).abs().mean() > 1e-3
+
+
+def test_species_threshold(sim):
+    st, lay = sim.world, sim.layout
+    child = st.genomes[st.alive_slots()[:50]].clone()
+    species = st.species[st.alive_slots()[:50]]
+    tags = lay.view(child, "compatibility.tag")
+    tags += torch.randn(tags.shape, generator=torch.Generator().manual_seed(3)) * 0.8
+    thr = sim.config.mutation.species_threshold
+    got, n_new = strays_cpu(child, lay["compatibility.tag"].offset, st.species_founder, species, thr)
+    want = (tags - st.species_founder[species]).norm(dim=1) > thr
+    torch.testing.assert_close(got, want)
+    assert n_new == int(want.sum()) and 0 < n_new < 50
