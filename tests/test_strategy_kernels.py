@@ -8,6 +8,7 @@ import torch
 
 import alife
 from alife.strategies.kernels import HAVE_NUMBA, strays_cpu
+from alife.strategies.mating import accepts_torch, alife_mate
 from alife.strategies.mutation import gaussian_mutate, gaussian_mutate_torch
 from alife.strategies.reproduction import breed, breed_torch
 from alife.strategies.selection import alife_select_parents, select_torch
@@ -32,9 +33,11 @@ def forked(sim) -> torch.Generator:
 def test_selection(sim):
     st = sim.world
     st.energy[: st.hw] = torch.rand(st.hw, generator=torch.Generator().manual_seed(0)) * 6.0
-    st.ready[: st.hw] = torch.rand(st.hw, generator=torch.Generator().manual_seed(1)) < 0.5
+    st.ready[: st.hw] = torch.rand(st.hw, generator=torch.Generator().manual_seed(1)) < 0.9
     live = st.alive_slots()
-    near = torch.where(torch.rand(live.numel()) < 0.7, torch.randint(0, st.hw, (live.numel(),)), -1)
+    g = torch.Generator().manual_seed(2)
+    pick = live[torch.randint(0, live.numel(), (live.numel(),), generator=g)]
+    near = torch.where(torch.rand(live.numel(), generator=g) < 0.7, pick, -1)
     ready = st.ready[live]
     got = alife_select_parents(sim, live, near, ready)
     want = select_torch(st, sim.config.agent, live, near, ready)
@@ -80,3 +83,21 @@ def test_species_threshold(sim):
     want = (tags - st.species_founder[species]).norm(dim=1) > thr
     torch.testing.assert_close(got, want)
     assert n_new == int(want.sum()) and 0 < n_new < 50
+
+
+def test_mate_acceptance(sim):
+    st, lay = sim.world, sim.layout
+    live = st.alive_slots()
+    a, b = live[:60], live.flip(0)[:60]
+    # make the networks choosy, so that acceptance depends on the pair
+    g = torch.Generator().manual_seed(4)
+    for key in ("compatibility.w1", "compatibility.w2"):
+        w = lay.view(st.genomes, key)
+        w.copy_(torch.randn(w.shape, generator=g) * 2.0)
+    lay.view(st.genomes, "compatibility.b2").zero_()
+    g0 = forked(sim)
+    got = alife_mate(sim, a, b)
+    sim.generator.set_state(g0.get_state())
+    want = accepts_torch(sim, a, b)
+    torch.testing.assert_close(got, want)
+    assert 5 < int(got.sum()) < 55

@@ -81,6 +81,26 @@ if HAVE_NUMBA:
             n_new += out[c]
         return n_new
 
+    @njit(cache=True)
+    def _accepts(genomes, a, b, u, tag, w1, b1, w2, b2, t, hidden, out):
+        """Both partners' compatibility networks accept: ``u[side, c] < sigmoid(logit)``."""
+        for c in range(a.shape[0]):
+            ok = True
+            for side in range(2):
+                i, j = (a[c], b[c]) if side == 0 else (b[c], a[c])
+                logit = genomes[i, b2]
+                for h in range(hidden):
+                    row = w1 + h * 2 * t
+                    acc = genomes[i, b1 + h]
+                    for q in range(t):
+                        own = genomes[i, tag + q]
+                        acc += genomes[i, row + q] * own
+                        acc += genomes[i, row + t + q] * (genomes[j, tag + q] - own)
+                    logit += genomes[i, w2 + h] * np.tanh(acc)
+                p = 1.0 / (1.0 + np.exp(-logit))
+                ok = ok and u[side, c] < p
+            out[c] = ok
+
 
 def on_cpu(t: torch.Tensor) -> bool:
     """Whether the numba kernels serve tensors like ``t``."""
@@ -121,3 +141,14 @@ def strays_cpu(child: torch.Tensor, tag_lo: int, founders: torch.Tensor, species
     n_new = _strays(child.numpy(), tag_lo, founders.contiguous().numpy(), species.numpy(),
                     np.float32(threshold), out)
     return torch.from_numpy(out), int(n_new)
+
+
+def accepts_cpu(genomes: torch.Tensor, a: torch.Tensor, b: torch.Tensor, u: torch.Tensor,
+                layout) -> torch.Tensor:
+    """Mate acceptance of ``alife.strategies.mating`` for pairs ``(a[c], b[c])`` of slots."""
+    off = {k: layout[f"compatibility.{k}"] for k in ("tag", "w1", "b1", "w2", "b2")}
+    out = np.empty(a.shape[0], np.bool_)
+    _accepts(genomes.numpy(), a.numpy(), b.numpy(), u.numpy(), off["tag"].offset, off["w1"].offset,
+             off["b1"].offset, off["w2"].offset, off["b2"].offset, off["tag"].size,
+             off["b1"].size, out)
+    return torch.from_numpy(out)

@@ -12,6 +12,7 @@ import torch
 
 from alife.genome import compatibility_logit
 from alife.plugins import hookimpl
+from alife.strategies.kernels import accepts_cpu, on_cpu
 
 ALIFE_STRATEGIES = {"mating": "compatibility"}
 
@@ -20,6 +21,14 @@ ALIFE_STRATEGIES = {"mating": "compatibility"}
 def alife_mate(sim, a: torch.Tensor, b: torch.Tensor):
     if a.numel() == 0:
         return torch.zeros(0, dtype=torch.bool, device=a.device)
+    g = sim.world.genomes
+    if on_cpu(g):
+        u = torch.rand(2, a.numel(), generator=sim.generator)
+        return accepts_cpu(g, a, b, u, sim.layout)
+    return accepts_torch(sim, a, b)
+
+
+def accepts_torch(sim, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     g = sim.world.genomes
     # both directions in one batched pass: rows [a; b] judge partners [b; a]
     judge, judged = g[torch.cat([a, b])], g[torch.cat([b, a])]

@@ -9,6 +9,7 @@ dependency, but a broken install should not stop a run) the torch path runs on t
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 try:
     import numba
@@ -329,6 +330,61 @@ if HAVE_NUMBA:
                     out[i, q] = 0.0
 
 
+    @njit(cache=True)
+    def _fight(attackers, targets, damage, gain, energy, lifetime, killed, want, attack_cost):
+        """Attacks take at most what their target has, shared in proportion to the damage
+        asked; the attacker gains ``gain`` scaled alike; a target left with nothing is killed;
+        every attacker pays ``attack_cost``. ``want`` is a zeroed scratch, left zeroed."""
+        m = attackers.shape[0]
+        scale = np.empty(m, np.float32)
+        for c in range(m):
+            want[targets[c]] += damage[c]
+        for c in range(m):
+            t = targets[c]
+            have = max(energy[t], np.float32(0.0))
+            w = want[t]
+            scale[c] = have / max(w, np.float32(1e-12)) if w > have else np.float32(1.0)
+        for c in range(m):
+            energy[targets[c]] -= damage[c] * scale[c]
+        for c in range(m):
+            g = gain[c] * scale[c]
+            energy[attackers[c]] += g
+            lifetime[attackers[c]] += g
+        for c in range(m):
+            t = targets[c]
+            killed[t] = energy[t] <= np.float32(1e-6)
+            want[t] = 0.0
+        for c in range(m):
+            energy[attackers[c]] -= attack_cost
+
+    @njit(cache=True)
+    def _remove(slots, cause, c_invalid, alive, ready, ids, energy, genomes, hw):
+        """Empty the slots of the dead; zero the genome and energy of those that died invalid
+        (their NaNs would still be read); returns the new high-water mark."""
+        for c in range(slots.shape[0]):
+            s = slots[c]
+            if cause[c] == c_invalid:
+                energy[s] = 0.0
+                for z in range(genomes.shape[1]):
+                    genomes[s, z] = 0.0
+            alive[s] = False
+            ready[s] = False
+            ids[s] = -1
+        while hw > 0 and not alive[hw - 1]:
+            hw -= 1
+        return hw
+
+    @njit(cache=True)
+    def _first_free(alive, out):
+        k = 0
+        for i in range(alive.shape[0]):
+            if k == out.shape[0]:
+                break
+            if not alive[i]:
+                out[k] = i
+                k += 1
+        return k
+
 def act_move_eat_cpu(act, alive, bad, nb, dist, heading, px, py, energy, lifetime, last_action,
                      ready, res, total, cell, speed, invalid, attacking, *, max_turn: float,
                      max_speed: float, bite: float, food_energy: float, contact: float) -> None:
@@ -338,6 +394,22 @@ def act_move_eat_cpu(act, alive, bad, nb, dist, heading, px, py, energy, lifetim
     _act_move_eat(act, alive, bad, nb, dist, heading, px, py, energy, lifetime, last_action, ready,
                   res.reshape(-1), total, cell, speed, invalid, attacking, f(max_turn), f(max_speed),
                   w, h, f(bite), f(food_energy), f(contact))
+
+
+def first_free_cpu(alive: np.ndarray, k: int) -> torch.Tensor:
+    """The lowest ``<= k`` free slots (``WorldState.free_slots`` in one pass)."""
+    out = np.empty(k, np.int64)
+    return torch.from_numpy(out[: _first_free(alive, out)])
+
+
+def fight_cpu(attackers, targets, damage, gain, energy, lifetime, killed, want, attack_cost: float) -> None:
+    """The fight of ``alife.Simulation.step`` given the interaction's damage and gain."""
+    _fight(attackers, targets, damage, gain, energy, lifetime, killed, want, np.float32(attack_cost))
+
+
+def remove_cpu(slots, cause, c_invalid: int, v, hw: int) -> int:
+    """Empty the dead's slots in the ``WorldState.np`` views ``v``; returns the new ``hw``."""
+    return _remove(slots, cause, c_invalid, v.alive, v.ready, v.ids, v.energy, v.genomes, hw)
 
 
 def metabolism_cpu(alive, energy, age, speed, invalid, killed, slots, cause, *, base_cost: float,
@@ -421,5 +493,5 @@ def set_threads(n: int) -> None:
         numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
 
 
-__all__ = ["HAVE_NUMBA", "act_move_eat_cpu", "live_contacts_cpu", "metabolism_cpu", "nearest_cpu",
+__all__ = ["HAVE_NUMBA", "act_move_eat_cpu", "fight_cpu", "first_free_cpu", "remove_cpu", "live_contacts_cpu", "metabolism_cpu", "nearest_cpu",
            "observe_cpu", "place_children_cpu", "regrow_cpu", "sense_cpu", "set_threads"]
