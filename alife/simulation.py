@@ -279,7 +279,7 @@ class Simulation:
 
     def step(self, actions: torch.Tensor | None = None) -> None:
         """Advance one step. ``actions`` (``[hw, 5]``, rows by slot) replaces the brains' choice."""
-        cfg, st, a = self.config, self.world, self.config.agent
+        cfg, st = self.config, self.world
         step = st.step
         self.stats = {"births": 0, "births_refused_capacity": 0, "deaths": 0}
         if self._step_start:  # a plugin may change the world before sensing
