@@ -495,6 +495,22 @@ def test_a_wrapper_adjusts_the_chosen_strategy_without_claiming_the_role(make_si
     assert float(sim.world.genomes[founders].abs().max()) > 0.5  # the clamp touched only children
 
 
+def test_a_wrapper_registered_mid_run_fires(make_sim: MakeSim) -> None:
+    # the engine calls a role's single implementation directly while it has no wrappers; a
+    # plugin registered later must still be seen
+    plug = Census()
+    sim = make_sim(plugins=[plug])
+    sim.run(10)
+    assert plug.born
+    sim.hooks.register(Clamp(), name="clamp")
+    plug.born.clear()
+    sim.run(20)
+    slots = torch.as_tensor(np.concatenate([b.slots for b in plug.born]))
+    newest = slots[sim.world.alive[slots]]
+    assert newest.numel() > 0
+    assert float(sim.world.genomes[newest].abs().max()) <= 0.5
+
+
 def test_every_sim_end_runs_even_when_one_raises(make_sim: MakeSim) -> None:
     class Closer:
         def __init__(self) -> None:
