@@ -147,6 +147,8 @@ class Simulation:
         self._scratch_np = {k: t.numpy() for k, t in self._scratch.items()}
         if self._cpu:
             self._scratch_np.update(bad_genome=self._bad_genome.numpy(), obs=self._obs.numpy())
+        e = self.layout["compatibility.tag"]
+        self._tag_cols = (e.offset, e.offset + e.size)
         gr, ag = self.grid, cfg.agent
         self._sense_params = np.array(
             [gr.gx, gr.gy, gr.cw, gr.ch, gr.w, gr.h, ag.sense_radius ** 2, cfg.resource.max,
@@ -243,15 +245,15 @@ class Simulation:
         cached = self._sensed
         if cached is not None and cached[0] == (st.step, n):
             return cached[1]
-        tags = self.layout.view(st.genomes[:n], "compatibility.tag")
         if self._cpu:
-            sc, v = self._scratch_np, st.np
+            sc, v, (t0, t1) = self._scratch_np, st.np, self._tag_cols
             sense_cpu(v.pos[:n], v.alive[:n], v.heading[:n], v.energy[:n], v.age[:n], v.ready[:n],
-                      tags.numpy(), v.resource, sc["nb"][:n], sc["off"][:, :n], sc["dist"][:n],
+                      v.genomes[:n, t0:t1], v.resource, sc["nb"][:n], sc["off"][:, :n], sc["dist"][:n],
                       sc["obs"][:n], self._sense_params, LOOK_ANGLES_F32)
             sc = self._scratch
             nb, off, dist, obs = sc["nb"][:n], sc["off"][:, :n].T, sc["dist"][:n], self._obs[:n]
         else:
+            tags = self.layout.view(st.genomes[:n], "compatibility.tag")
             nb, off, dist = self.grid.nearest(st.pos[:n], st.alive[:n], self.config.agent.sense_radius)
             obs = observe(st, nb, off, dist, self.config, tags, self._obs)
             # a NaN in a neighbour's genome or energy must not poison the agents that see it
@@ -585,16 +587,17 @@ class Simulation:
         """A child whose kin tag strays past ``species_threshold`` from its species' founder
         founds a new species."""
         st = self.world
-        tags = self.layout.view(child, "compatibility.tag")
         threshold = self.config.mutation.species_threshold
         if self._cpu and child.is_contiguous():
             new, n_new = strays_cpu(child, self.layout["compatibility.tag"].offset,
                                     st.species_founder, parent_species, threshold)
         else:
+            tags = self.layout.view(child, "compatibility.tag")
             new = (tags - st.species_founder[parent_species]).norm(dim=1) > threshold
             n_new = int(new.sum())
         species = parent_species.clone()
         if n_new:
+            tags = self.layout.view(child, "compatibility.tag")
             idx = new.nonzero().squeeze(1)
             species[idx] = st.add_species(tags[idx].clone(), parent_species[idx], step)
         return species

@@ -33,7 +33,7 @@ def breed(sim, parents: torch.Tensor, partners: torch.Tensor) -> torch.Tensor:
     the partner where there is one."""
     g = sim.world.genomes
     if on_cpu(g):
-        m = int((partners >= 0).sum())
+        m = int(np.count_nonzero(partners.numpy() >= 0))
         # the same draw as the torch path: one row of coins per pair
         pick = torch.rand(m, len(sim.layout.entries), generator=sim.generator) if m else None
         return breed_cpu(g, parents, partners, pick, layout_bounds(sim.layout))
