@@ -54,12 +54,12 @@ if HAVE_NUMBA:
             row += 1
 
     @njit(cache=True)
-    def _gaussian(genomes, ls_lo, ls_noise, noise, segment, tau, lo, hi):
-        nseg = ls_noise.shape[1]
+    def _gaussian(genomes, ls_lo, nseg, noise, segment, tau, lo, hi):
+        """Self-adaptive Gaussian mutation; ``noise``'s log_sigma columns vary the step sizes."""
         sigma = np.empty(nseg, np.float32)
         for c in range(genomes.shape[0]):
             for s in range(nseg):
-                v = genomes[c, ls_lo + s] + ls_noise[c, s] * tau
+                v = genomes[c, ls_lo + s] + noise[c, ls_lo + s] * tau
                 v = min(max(v, lo), hi)
                 genomes[c, ls_lo + s] = v
                 sigma[s] = np.exp(v)
@@ -125,10 +125,10 @@ def breed_cpu(genomes: torch.Tensor, parents: torch.Tensor, partners: torch.Tens
     return torch.from_numpy(child)
 
 
-def gaussian_cpu(genomes: torch.Tensor, ls_lo: int, ls_noise: torch.Tensor, noise: torch.Tensor,
+def gaussian_cpu(genomes: torch.Tensor, ls_lo: int, n_ls: int, noise: torch.Tensor,
                  segment: np.ndarray, tau: float, sigma_min: float, sigma_max: float) -> None:
     f = np.float32
-    _gaussian(genomes.numpy(), ls_lo, ls_noise.numpy(), noise.numpy(), segment, f(tau),
+    _gaussian(genomes.numpy(), ls_lo, n_ls, noise.numpy(), segment, f(tau),
               f(math.log(sigma_min)), f(math.log(sigma_max)))
     # written through numpy: tell torch, as an in-place torch op would (genomes may be a view of
     # the world's genome matrix, whose version the CPU policy cache watches)

@@ -29,10 +29,9 @@ def gaussian_mutate(genomes: torch.Tensor, layout, segment_index: torch.Tensor, 
         return genomes
     e = layout["mutator.log_sigma"]
     if on_cpu(genomes) and genomes.is_contiguous() and not genomes.requires_grad:
-        # the same two draws as below, then one pass (alife.strategies.kernels)
-        ls_noise = torch.randn((k, e.size), generator=generator)
+        # the same draw as below, then one pass (alife.strategies.kernels)
         noise = torch.randn(genomes.shape, generator=generator)
-        gaussian_cpu(genomes, e.offset, ls_noise, noise, segment_index.numpy(), tau, sigma_min, sigma_max)
+        gaussian_cpu(genomes, e.offset, e.size, noise, segment_index.numpy(), tau, sigma_min, sigma_max)
         return genomes
     return gaussian_mutate_torch(genomes, layout, segment_index, tau, sigma_min, sigma_max, generator)
 
@@ -41,12 +40,13 @@ def gaussian_mutate_torch(genomes: torch.Tensor, layout, segment_index: torch.Te
                           sigma_min: float, sigma_max: float, generator: torch.Generator) -> torch.Tensor:
     """The whole-array torch form of :func:`gaussian_mutate` (any device)."""
     e = layout["mutator.log_sigma"]
+    # one draw: its log_sigma columns vary the step sizes (log-normally), the rest the parameters
+    noise = torch.randn(genomes.shape, generator=generator, device=genomes.device)
     ls = layout.view(genomes, "mutator.log_sigma")
-    ls.add_(torch.randn(ls.shape, generator=generator, device=genomes.device) * tau)
+    ls.add_(noise[:, e.offset:e.offset + e.size] * tau)
     ls.clamp_(math.log(sigma_min), math.log(sigma_max))
     sigma = ls.exp()[:, segment_index]  # [k, size]: each position's segment step size
-    noise = torch.randn(genomes.shape, generator=generator, device=genomes.device)
-    noise[:, e.offset:e.offset + e.size] = 0.0  # the step sizes were varied above, log-normally
+    noise[:, e.offset:e.offset + e.size] = 0.0  # the step sizes were varied above
     return genomes.add_(noise * sigma)
 
 
