@@ -519,7 +519,10 @@ class Simulation:
         if two.numel():
             ok = self.hooks.mate(self, ix(parents, two), ix(partners, two))
             partners = partners.clone()
-            partners[ix(two, ~ok)] = -1
+            if self._cpu:
+                partners.numpy()[two.numpy()[~ok.numpy()]] = -1
+            else:
+                partners[two[~ok]] = -1
         free = first_free_cpu(st.np.alive, k) if self._cpu else st.free_slots(k)
         if free.numel() < k:
             refused = k - free.numel()
@@ -595,7 +598,7 @@ class Simulation:
             tags = self.layout.view(child, "compatibility.tag")
             new = (tags - st.species_founder[parent_species]).norm(dim=1) > threshold
             n_new = int(new.sum())
-        species = parent_species.clone()
+        species = parent_species  # a gathered copy, the caller's to change
         if n_new:
             tags = self.layout.view(child, "compatibility.tag")
             idx = new.nonzero().squeeze(1)

@@ -138,7 +138,7 @@ def gaussian_cpu(genomes: torch.Tensor, ls_lo: int, n_ls: int, noise: torch.Tens
 def strays_cpu(child: torch.Tensor, tag_lo: int, founders: torch.Tensor, species: torch.Tensor,
                threshold: float) -> tuple[torch.Tensor, int]:
     out = np.empty(child.shape[0], np.bool_)
-    n_new = _strays(child.numpy(), tag_lo, founders.contiguous().numpy(), species.numpy(),
+    n_new = _strays(child.numpy(), tag_lo, np.ascontiguousarray(founders.numpy()), species.numpy(),
                     np.float32(threshold), out)
     return torch.from_numpy(out), int(n_new)
 
