@@ -21,7 +21,10 @@ from alife.config import WorldConfig
 from alife.events import CAUSE_CODE, CAUSES, Births, Deaths
 from alife.genome import ACTIONS, init_genomes, make_layout, mlp_forward, obs_names, policy_params
 from alife.plugins.manager import PluginManager, build_manager
+from alife.strategies import kernels as SK
+from alife.strategies import mating, mutation, reproduction, selection
 from alife.strategies.kernels import strays_cpu
+from alife.strategies.reproduction import layout_bounds
 from alife.world.brain_cpu import PolicyCPU
 from alife.world.kernels import (
     HAVE_NUMBA,
@@ -50,6 +53,11 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if device not in ("cpu", "cuda"):
         raise config_mod.ConfigError("--device", "device", f"expected auto, cpu or cuda, got {device!r}")
     return torch.device(device)
+
+
+#: role -> the built-in function that :meth:`Simulation._reproduce_fused` stands in for
+_BUILTIN_ROLES = {"selection": selection.alife_select_parents, "mating": mating.alife_mate,
+                  "reproduction": reproduction.alife_reproduce, "mutation": mutation.alife_mutate}
 
 
 def _ix_torch(t: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
@@ -149,6 +157,12 @@ class Simulation:
             self._scratch_np.update(bad_genome=self._bad_genome.numpy(), obs=self._obs.numpy())
         e = self.layout["compatibility.tag"]
         self._tag_cols = (e.offset, e.offset + e.size)
+        #: the built-in reproduction roles run fused on the CPU (False: through their hooks)
+        self._fuse = self._cpu
+        self._segment_index_np = self.segment_index.cpu().numpy()
+        lay = self.layout
+        self._compat_offsets = (*(lay[f"compatibility.{k}"].offset for k in ("tag", "w1", "b1", "w2", "b2")),
+                                lay["compatibility.tag"].size, lay["compatibility.b1"].size)
         gr, ag = self.grid, cfg.agent
         self._sense_params = np.array(
             [gr.gx, gr.gy, gr.cw, gr.ch, gr.w, gr.h, ag.sense_radius ** 2, cfg.resource.max,
@@ -494,10 +508,17 @@ class Simulation:
         st.ids[slots] = -1
         st.shrink_hw()
 
+    def _builtin_reproduction(self) -> bool:
+        """Whether the four reproduction roles are played by the built-in strategies alone (no
+        other implementation, no wrapper): then the CPU runs them fused."""
+        return self._cpu and all(self.hooks.role_function(r) is f for r, f in _BUILTIN_ROLES.items())
+
     def _reproduce(self, nb: torch.Tensor, dist: torch.Tensor, step: int) -> None:
         st, a, dev, g = self.world, self.config.agent, self.device, self.generator
         n = nb.shape[0]
         self.last_births = None
+        if self._fuse and self._builtin_reproduction():
+            return self._reproduce_fused(n, step)
         # the living, and each one's nearest agent if alive and within contact range (else -1)
         if self._cpu:
             sc = self._scratch_np
@@ -545,16 +566,73 @@ class Simulation:
             self._policy_cpu.put(free_np, child_np)  # the kernel wrote genomes behind torch's back
         else:
             self._place_children(free, parents, partners, child, jitter, turn, species, pay)
+        self._announce_births(step, first_id, free.cpu().numpy(), ix(st.parents, free).cpu().numpy(),
+                              species.cpu().numpy())
+
+    def _announce_births(self, step: int, first_id: int, free: np.ndarray, parent_ids: np.ndarray,
+                         species: np.ndarray) -> None:
+        st, k = self.world, free.shape[0]
         st.next_id += k
-        free_np = free.cpu().numpy()
-        st.hw = max(st.hw, int(free_np[-1]) + 1)
+        st.hw = max(st.hw, int(free[-1]) + 1)
         self.stats["births"] = k
         self.totals["births"] += k
-        births = Births(step, np.arange(first_id, first_id + k), free_np,
-                        ix(st.parents, free).cpu().numpy(), species.cpu().numpy(),
+        births = Births(step, np.arange(first_id, first_id + k), free, parent_ids, species,
                         self.hooks.chosen["reproduction"])
         self.last_births = births
         self.hooks.agents_born(self, births)
+
+    def _reproduce_fused(self, n: int, step: int) -> None:
+        """The built-in selection, mating, crossover and Gaussian mutation in four numba passes:
+        the same decisions and the same generator draws, in the same order, as calling their
+        hooks (tests/test_strategy_kernels.py), without a dozen conversions and calls between
+        them, which at a few hundred agents cost more than the work."""
+        st, a, g, v, sc = self.world, self.config.agent, self.generator, self.world.np, self._scratch_np
+        lay, mu, f32 = self.layout, self.config.mutation, np.float32
+        parents, partners = np.empty(n, np.int64), np.empty(n, np.int64)
+        k = SK._parents(sc["nb"][:n], sc["dist"][:n], v.alive[:n], v.ready[:n], v.energy[:n], v.age[:n],
+                        f32(a.contact_radius), f32(a.reproduce_energy), a.min_reproduce_age,
+                        parents, partners)
+        if k == 0:
+            return
+        parents, partners = parents[:k], partners[:k]
+        m = int(np.count_nonzero(partners >= 0))
+        if m:
+            u = torch.rand(2, m, generator=g)
+            c = self._compat_offsets
+            SK._mate_pairs(v.genomes, parents, partners, u.numpy(), *c)
+        free = first_free_cpu(v.alive, k).numpy()
+        if free.shape[0] < k:
+            refused = k - free.shape[0]
+            self.stats["births_refused_capacity"] = refused
+            self.totals["births_refused_capacity"] += refused
+            parents, partners, k = parents[: free.shape[0]], partners[: free.shape[0]], free.shape[0]
+            if k == 0:
+                return
+        m = int(np.count_nonzero(partners >= 0))
+        # the hook path draws no coins when no pair is left
+        pick = (torch.rand(m, len(lay.entries), generator=g).numpy() if m
+                else np.zeros((0, len(lay.entries)), np.float32))
+        noise = torch.randn(k, lay.size, generator=g).numpy()
+        child = np.empty((k, lay.size), np.float32)
+        strays = np.empty(k, np.bool_)
+        species = v.species[parents]
+        e, t = lay["mutator.log_sigma"], lay["compatibility.tag"]
+        n_new = SK._children(
+            v.genomes, parents, partners, pick, layout_bounds(lay), noise, e.offset, e.size,
+            self._segment_index_np, f32(mu.tau), f32(math.log(mu.sigma_min)), f32(math.log(mu.sigma_max)),
+            t.offset, np.ascontiguousarray(st.species_founder.numpy()), species,
+            f32(mu.species_threshold), child, strays)
+        jitter = torch.randn(k, 2, generator=g).numpy()
+        turn = torch.rand(k, generator=g).numpy()
+        if n_new:
+            idx = np.flatnonzero(strays)
+            tags = torch.from_numpy(child[idx, t.offset:t.offset + t.size].copy())
+            species[idx] = st.add_species(tags, torch.from_numpy(species[idx]), step).numpy()
+        first_id = st.next_id
+        place_children_cpu(st, free, parents, partners, child, jitter, turn, species,
+                           sc["bad_genome"], child_energy=a.child_energy, pay=a.child_energy + a.birth_cost)
+        self._policy_cpu.put(free, child)
+        self._announce_births(step, first_id, free, v.parents[free], species)
 
     def _place_children(self, free: torch.Tensor, parents: torch.Tensor, partners: torch.Tensor,
                         child: torch.Tensor, jitter: torch.Tensor, turn: torch.Tensor,

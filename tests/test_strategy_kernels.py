@@ -3,6 +3,7 @@ random numbers from the simulation's generator."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
@@ -101,3 +102,37 @@ def test_mate_acceptance(sim):
     want = accepts_torch(sim, a, b)
     torch.testing.assert_close(got, want)
     assert 5 < int(got.sum()) < 55
+
+
+def test_fused_reproduction_repeats_the_hooks_exactly():
+    # the four built-in roles run fused on the CPU; through their hooks they must give the very
+    # same run: same draws in the same order, same decisions, same children
+    over = dict(SMALL, **{"mutation.species_threshold": 0.3})  # new species now and then
+    fused = alife.Simulation(seed=9, device="cpu", overrides=over)
+    hooks = alife.Simulation(seed=9, device="cpu", overrides=over)
+    hooks._fuse = False
+    assert fused._builtin_reproduction()
+    for _ in range(80):
+        fused.step()
+        hooks.step()
+    assert fused.totals == hooks.totals and fused.totals["births"] > 100
+    a, b = fused.state(), hooks.state()
+    for key in a:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    assert fused.world.species_founder.shape[0] > 4  # speciation happened
+    torch.testing.assert_close(fused.world.species_founder, hooks.world.species_founder, rtol=0, atol=0)
+
+
+def test_a_wrapped_role_leaves_the_fused_path():
+    class Watch:
+        calls = 0
+
+        @alife.hookimpl(wrapper=True)
+        def alife_mutate(self, sim, genomes, parents):
+            Watch.calls += 1
+            return (yield)
+
+    sim = alife.Simulation(seed=9, device="cpu", overrides=SMALL, plugins=[Watch()])
+    assert not sim._builtin_reproduction()
+    sim.run(10)
+    assert Watch.calls > 0

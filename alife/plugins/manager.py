@@ -342,6 +342,15 @@ class PluginManager:
         except Exception as e:
             self._reraise(e, ROLE_HOOKS[role])
 
+    def role_function(self, role: str) -> Any:
+        """The function that plays ``role`` when it is the role's only implementation and nothing
+        wraps it (``None`` otherwise); the engine runs built-in strategies it recognises here as
+        fused kernels."""
+        direct = self._direct.get(role)
+        if direct is None:
+            direct = self._direct[role] = self._single_impl(role)
+        return direct[0] if direct else None
+
     def _single_impl(self, role: str) -> tuple[Any, tuple[str, ...]] | tuple[()]:
         impls = self._role_callers[role].get_hookimpls()
         if len(impls) == 1 and not (impls[0].hookwrapper or impls[0].wrapper):

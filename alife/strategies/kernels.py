@@ -101,6 +101,49 @@ if HAVE_NUMBA:
                 ok = ok and u[side, c] < p
             out[c] = ok
 
+    # ---- the four built-in reproduction roles fused (see alife.Simulation._reproduce_fused)
+    @njit(cache=True)
+    def _parents(nb, dist, alive, ready, energy, age, contact, min_energy, min_age, parents, partners):
+        """The living with their contacts (``live_contacts_cpu``), then ``energy-threshold``
+        selection; returns the number of parents."""
+        k = 0
+        for i in range(nb.shape[0]):
+            if not alive[i] or energy[i] < min_energy or age[i] < min_age:
+                continue
+            j = nb[i]
+            near = j >= 0 and dist[i] <= contact and alive[j]
+            parents[k] = i
+            partners[k] = j if (near and ready[i] and ready[j]) else -1
+            k += 1
+        return k
+
+    @njit(cache=True)
+    def _mate_pairs(genomes, parents, partners, u, tag, w1, b1, w2, b2, t, hidden):
+        """``compatibility`` mating over the pairs in order (``u[:, row]`` per pair); a refused
+        partner becomes -1."""
+        m = u.shape[1]
+        a = np.empty(m, np.int64)
+        b = np.empty(m, np.int64)
+        rows = np.empty(m, np.int64)
+        r = 0
+        for c in range(parents.shape[0]):
+            if partners[c] >= 0:
+                a[r], b[r], rows[r] = parents[c], partners[c], c
+                r += 1
+        ok = np.empty(m, np.bool_)
+        _accepts(genomes, a, b, u, tag, w1, b1, w2, b2, t, hidden, ok)
+        for r in range(m):
+            if not ok[r]:
+                partners[rows[r]] = -1
+
+    @njit(cache=True)
+    def _children(genomes, parents, partners, pick, bounds, noise, ls_lo, nseg, segment, tau, lo,
+                  hi, tag_lo, founders, species, threshold, child, strays):
+        """Crossover, Gaussian mutation and the species threshold, one child at a time."""
+        _breed(genomes, parents, partners, pick, bounds, child)
+        _gaussian(child, ls_lo, nseg, noise, segment, tau, lo, hi)
+        return _strays(child, tag_lo, founders, species, threshold, strays)
+
 
 def on_cpu(t: torch.Tensor) -> bool:
     """Whether the numba kernels serve tensors like ``t``."""
