@@ -13,7 +13,7 @@ brains for ``--warmup`` steps first: the initial boom and crash (to twice the po
 back) leaves slots scattered up to the old high-water mark for about one lifetime (600 steps), and
 a measurement inside that transient says nothing about the settled world.
 
-Beside MAgent2 (whose battle keeps its 512 or 1,800 agents alive through a short measurement) the
+Beside MAgent2 (whose battle keeps its 512, 968 or 1,800 agents alive through a short measurement) the
 PettingZoo path runs at matched sizes from a fresh world of that many agents (``--pz-warmup``,
 default 0: no scattered slots yet), since random actions starve a settled meadow's agents and the
 population would drift below the size being compared.
@@ -124,11 +124,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--agents", type=int, default=10000)
     ap.add_argument("--steps", type=int, default=60)
-    ap.add_argument("--pz-agents", type=int, nargs="*", default=[512, 1800],
-                    help="extra PettingZoo-path sizes, matching MAgent2's (default 512 1800)")
+    ap.add_argument("--pz-agents", type=int, nargs="*", default=[512, 1000, 1800],
+                    help="extra PettingZoo-path sizes, matching MAgent2's (default 512 1000 1800)")
     ap.add_argument("--loop-steps", type=int, default=3)
-    ap.add_argument("--magent-map", type=int, nargs="*", default=[80, 150],
-                    help="MAgent2 battle_v4 map sizes (80: 512 agents, 150: 1,800)")
+    ap.add_argument("--magent-map", type=int, nargs="*", default=[80, 112, 150],
+                    help="MAgent2 battle_v4 map sizes (80: 512 agents, 112: 968, 150: 1,800)")
     ap.add_argument("--warmup", type=int, default=1000, help="steps the world runs before measuring")
     ap.add_argument("--pz-warmup", type=int, default=0, help="warm-up of the matched-size PettingZoo runs")
     ap.add_argument("--seed", type=int, default=0)
@@ -150,7 +150,7 @@ def main() -> None:
             m, args.steps, args.seed, args.pz_warmup)
     res["loop_agent_steps_per_s"], res["loop_mean_population"] = bench_loop(sim, args.loop_steps)
     for m in args.magent_map:
-        out = bench_magent2(m, max(10, args.steps // 3), args.seed)
+        out = bench_magent2(m, args.steps, args.seed)  # as many steps as the matched alife runs
         if out is not None:
             res[f"magent2_battle_v4_map{m}_agent_steps_per_s"], res[f"magent2_battle_v4_map{m}_mean_population"] = out
     res["native_over_loop"] = res["native_agent_steps_per_s"] / res["loop_agent_steps_per_s"]
