@@ -1,9 +1,13 @@
-"""CPU kernels (numba) for the per-step work that torch does poorly on a CPU: exact nearest
-neighbours on the torus through a counting-sorted grid, then the fused observation, one serial
-pass per agent (a parallel numba pool contended with torch's threads on 2 cores).
+"""CPU kernels (numba) of the world step: sensing (exact nearest neighbours on the torus through a
+counting-sorted grid, then the observation), movement and grazing, fights, metabolism and causes of
+death, removal of the dead, regrowth, and the placement of children. Each is one serial pass over
+the slot arrays (a parallel numba pool contended with torch's threads on 2 cores), called with
+numpy views of the world's tensors (``WorldState.np``).
 
-On CUDA the torch path in ``alife.world.senses`` runs instead. Without numba (it is a core
-dependency, but a broken install should not stop a run) the torch path runs on the CPU too.
+They stand in for about 150 small torch operations a step, whose fixed cost dominated a CPU step
+at a few hundred agents. The torch forms in ``alife.simulation`` and ``alife.world.senses`` are the
+reference and run on CUDA; tests/test_physics.py holds the two together. Without numba (a core
+dependency, but a broken install should not stop a run) the torch forms run on the CPU too.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 The grid's cells are at least ``sense_radius`` wide, so the nearest agent within that radius lies
 in the 3x3 block around an agent's cell. On the CPU a numba kernel (``alife.world.kernels``)
-searches that block exactly, one parallel pass per agent. On CUDA the search is whole-array torch:
+searches that block exactly, one serial pass over the agents. On CUDA the search is whole-array torch:
 a stable sort by cell, a scatter into a ``[cells, M]`` table that keeps up to
 ``max_neighbours_per_cell`` agents per cell (lowest slots first), one gather of the ``9M``
 candidates per agent; where a cell holds more than M, an agent sees the nearest of those kept.
