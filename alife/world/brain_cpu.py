@@ -70,7 +70,7 @@ class PolicyCPU:
     Args:
         layout: the genome layout (its policy segment holds ``w1 [H, I]``, ``b1``, ``w2 [O, H]``,
             ``b2``, as :func:`alife.genome.make_layout` makes it).
-        capacity: the number of slots.
+        capacity: the number of slots (the copy grows to the highest slot used, not to this).
     """
 
     def __init__(self, layout: Layout, capacity: int):
@@ -80,7 +80,8 @@ class PolicyCPU:
         self.hidden, self.n_in = e["w1"].shape
         self.n_out = e["w2"].shape[0]
         self.offsets = {k: v.offset - self.lo for k, v in e.items()}
-        self.soa = np.zeros((self.hi - self.lo, capacity), dtype=np.float32)
+        self.capacity = capacity
+        self.soa = np.zeros((self.hi - self.lo, min(capacity, 1024)), dtype=np.float32)
         self._synced: tuple[torch.Tensor, int] | None = None  # (genome tensor, its version)
         #: how many times the copy was rebuilt (for tests and benchmarks)
         self.rebuilds = 0
@@ -88,9 +89,18 @@ class PolicyCPU:
     def invalidate(self) -> None:
         self._synced = None
 
+    def _fit(self, n: int) -> None:
+        """Room for slots ``[0, n)``, doubling (the copy is a policy's worth of floats per slot)."""
+        have = self.soa.shape[1]
+        if n > have:
+            grown = np.zeros((self.soa.shape[0], min(self.capacity, max(n, 2 * have))), np.float32)
+            grown[:, :have] = self.soa
+            self.soa = grown
+
     def put(self, slots: np.ndarray, rows: np.ndarray) -> None:
         """Genome rows were written into ``slots`` behind torch's back: copy their policy part."""
-        if self._synced is not None:
+        if self._synced is not None and slots.shape[0]:
+            self._fit(int(slots.max()) + 1)
             _put(self.soa, rows, slots, self.lo, self.hi)
 
     def forward(self, genomes: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
@@ -101,6 +111,7 @@ class PolicyCPU:
             # written since (or a new tensor): copy again. Slots past n are empty; a birth there
             # writes its own column (put). Never the other forward pass instead: its sums run in
             # another order, and a resumed run must repeat the uninterrupted one bit for bit
+            self._fit(n)
             _transpose(self.soa, genomes.numpy(), self.lo, self.hi, n)
             self._synced = (genomes, genomes._version)
             self.rebuilds += 1

@@ -75,3 +75,14 @@ def test_a_plugin_that_learns_every_step_never_sees_stale_actions():
     for _ in range(8):
         sim.step()
     assert len(seen) == 8 and max(seen) < 1e-5
+
+
+def test_the_copy_grows_with_the_highest_slot_not_the_capacity():
+    sim = alife.Simulation(seed=1, device="cpu", overrides=dict(SMALL, **{"world.capacity": 8192}))
+    for _ in range(40):
+        sim.step()
+    pc = sim._policy_cpu
+    assert sim.world.hw <= pc.soa.shape[1] < 8192
+    cached, plain = policy_pair(sim)
+    alive = sim.world.alive[: sim.world.hw]
+    torch.testing.assert_close(cached[alive], plain[alive], rtol=0, atol=1e-5)
