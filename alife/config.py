@@ -259,14 +259,17 @@ def _cross_checks(cfg: WorldConfig) -> None:
             raise ConfigError(s, f"plugin.{k}", f"expected a table [plugin.{k}], got {v!r}")
 
 
-def check_memory(cfg: WorldConfig, genome_size: int, available: int | None = None) -> None:
+def check_memory(cfg: WorldConfig, genome_size: int, available: int | None = None,
+                 policy_size: int = 0) -> None:
     """Refuse a world whose arrays cannot fit in memory, before allocating them.
 
+    ``policy_size``: floats per slot of the CPU policy pass's transposed copy (at most this many).
     ``available`` defaults to the machine's available memory (``MemAvailable`` on Linux; no check
     where that cannot be read)."""
     w = cfg.world
-    slot_bytes = genome_size * 4 + 160  # genome row + the other slot arrays and the observation row
-    need = w.capacity * slot_bytes + w.width * w.height * 4
+    # genome row, policy copy, the other slot arrays, the observation row and the kernels' scratch
+    slot_bytes = (genome_size + policy_size) * 4 + 220
+    need = w.capacity * slot_bytes + w.width * w.height * 12  # the field and a float64 scratch
     if available is None:
         available = _available_memory()
     if available is None or need <= available:

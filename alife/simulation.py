@@ -107,7 +107,7 @@ class Simulation:
         self.device = resolve_device(device if device is not None else cfg.device)
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
         self.layout = make_layout(cfg.brain)
-        config_mod.check_memory(cfg, self.layout.size)
+        config_mod.check_memory(cfg, self.layout.size, policy_size=policy_params(self.layout))
         self.segment_index = self.layout.segment_index().to(self.device)
         self.tensor_index = self.layout.tensor_index().to(self.device)
         self.obs_names = obs_names(cfg.brain.tag_dim)
