@@ -33,6 +33,9 @@ def register(sub: Any) -> None:
     p.add_argument("--plugins-dir", action="append", default=[], metavar="DIR",
                    help="load every .py file in DIR as a plugin (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="torch threads (default 1 for a world on the CPU: its step runs in serial numba "
+                        "kernels, and idle torch workers spin, slowing other runs on the machine)")
     p.add_argument("--help-world", action="store_true", help="list every world-file key and exit")
     p.add_argument("--no-record", action="append", default=[], metavar="NAME",
                    help=f"turn off a recorder: {', '.join(RECORDERS)} (repeatable)")
@@ -48,6 +51,20 @@ def register(sub: Any) -> None:
         if hasattr(mod, "add_run_arguments"):
             mod.add_run_arguments(p)
     p.set_defaults(func=run_command)
+
+
+def set_threads(sim: Any, threads: int | None) -> None:
+    """``--threads``: torch's intra-op threads; by default 1 when the world runs on the CPU.
+
+    Measured (docs/performance.md): the CPU step is serial numba passes, so a second torch thread
+    gains little even at 10,000 agents, while torch's idle worker spins on the other core; two
+    runs side by side on a 2-core machine then ran 10x slower than one."""
+    import torch
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    elif sim.device.type == "cpu":
+        torch.set_num_threads(1)
 
 
 def split_plugin_args(modules: list[str]) -> tuple[list[str], list[str]]:
@@ -115,6 +132,8 @@ def run_command(args: argparse.Namespace) -> int:
         raise UserError(f"--steps must be >= 0, got {args.steps}")
     if args.checkpoint_every < 0 or args.keep_checkpoints < 0:
         raise UserError("--checkpoint-every and --keep-checkpoints must be >= 0")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
     if args.resume is not None:
         return resume_command(args)
     if args.steps is None:
@@ -141,6 +160,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.watch:
         from alife.viewer.live import LiveViewer
         on_step = LiveViewer(sim).update
+    set_threads(sim, args.threads)
     summary = run_loop(sim, args.steps, progress=not args.no_progress, on_step=on_step,
                        checkpoint_every=args.checkpoint_every, run_dir=run_dir,
                        keep_checkpoints=args.keep_checkpoints, recorders=recorders)
@@ -235,6 +255,7 @@ def resume_command(args: argparse.Namespace) -> int:
     tmp = run_dir / (RUN_RECORD + ".tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
     tmp.replace(run_dir / RUN_RECORD)
+    set_threads(sim, args.threads)
     summary = run_loop(sim, steps, progress=not args.no_progress, checkpoint_every=every,
                        run_dir=run_dir, keep_checkpoints=args.keep_checkpoints, pop_range=pop_range,
                        recorders=made)

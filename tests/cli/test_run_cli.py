@@ -55,6 +55,22 @@ def test_config_errors_name_key_and_exit_2(tmp_path, args, needle):
     assert len(p.stderr.strip().splitlines()) == 1
 
 
+def test_threads_default_to_one_on_the_cpu(tmp_path):
+    # the CPU step is serial numba passes; a second torch thread only spins (docs/performance.md)
+    code = ("import torch, sys; from alife.cli.main import main; torch.set_num_threads(2); "
+            "rc = main(sys.argv[1:]); print('threads', torch.get_num_threads()); sys.exit(rc)")
+    base = ["run", "--steps", "3", "--no-progress", "--device", "cpu", *SMALL]
+    for extra, want in (([], 1), (["--threads", "2"], 2)):
+        p = subprocess.run([sys.executable, "-c", code, *base, "--out", str(tmp_path / f"r{want}"), *extra],
+                           capture_output=True, text=True)
+        assert p.returncode == 0, p.stderr[-500:]
+        assert f"threads {want}" in p.stdout
+    p = subprocess.run([sys.executable, "-m", "alife.cli.main", *base, "--threads", "0",
+                        "--out", str(tmp_path / "r0")], capture_output=True, text=True)
+    assert p.returncode == 2 and "--threads must be >= 1, got 0" in p.stderr
+    assert not (tmp_path / "r0").exists()
+
+
 def test_bad_world_file_names_the_file(tmp_path):
     w = tmp_path / "bad.toml"
     w.write_text('[world]\nwidht = 10\n')
