@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 from alife.config import BrainSection
@@ -64,6 +65,8 @@ class Layout:
             off += e.size
         self.entries: tuple[Entry, ...] = tuple(entries)
         self.size = off
+        #: ``[T + 1]`` int64: where each tensor starts, and the end of the last (for kernels)
+        self.bounds = np.array([e.offset for e in entries] + [off], dtype=np.int64)
         self._by_key = {e.key: e for e in entries}
 
     def __getitem__(self, key: str) -> Entry:

@@ -24,7 +24,6 @@ from alife.plugins.manager import PluginManager, build_manager
 from alife.strategies import kernels as SK
 from alife.strategies import mating, mutation, reproduction, selection
 from alife.strategies.kernels import strays_cpu
-from alife.strategies.reproduction import layout_bounds
 from alife.world.brain_cpu import PolicyCPU
 from alife.world.kernels import (
     HAVE_NUMBA,
@@ -142,27 +141,21 @@ class Simulation:
         #: the fused numba physics (alife.world.kernels) on the CPU, whole-array torch elsewhere
         self._cpu = self.device.type == "cpu" and HAVE_NUMBA
         c = cfg.world.capacity
+        #: the numba kernels' reused outputs and scratch (numpy; tensors view them where returned)
+        f32, i64, b = np.float32, np.int64, np.bool_
         self._scratch = {
-            "speed": torch.zeros(c), "invalid": torch.zeros(c, dtype=torch.bool),
-            "attacking": torch.zeros(c, dtype=torch.bool), "cell": torch.zeros(c, dtype=torch.int64),
-            "slots": torch.zeros(c, dtype=torch.int64), "cause": torch.zeros(c, dtype=torch.uint8),
-            "total": torch.zeros(w.width * w.height, dtype=torch.float64),
-            "nb": torch.zeros(c, dtype=torch.int64), "off": torch.zeros(2, c), "dist": torch.zeros(c),
-            "want": torch.zeros(c),
+            "speed": np.zeros(c, f32), "invalid": np.zeros(c, b), "attacking": np.zeros(c, b),
+            "cell": np.zeros(c, i64), "slots": np.zeros(c, i64), "cause": np.zeros(c, np.uint8),
+            "total": np.zeros(w.width * w.height, np.float64), "want": np.zeros(c, f32),
+            "nb": np.zeros(c, i64), "off": np.zeros((2, c), f32), "dist": np.zeros(c, f32),
         } if self._cpu else {}
         self._policy_cpu = PolicyCPU(self.layout, c) if self._cpu else None
-        #: numpy views of the scratch (and of arrays never replaced) for the numba kernels
-        self._scratch_np = {k: t.numpy() for k, t in self._scratch.items()}
-        if self._cpu:
-            self._scratch_np.update(bad_genome=self._bad_genome.numpy(), obs=self._obs.numpy())
         e = self.layout["compatibility.tag"]
         self._tag_cols = (e.offset, e.offset + e.size)
         #: the built-in reproduction roles run fused on the CPU (False: through their hooks)
         self._fuse = self._cpu
         self._segment_index_np = self.segment_index.cpu().numpy()
-        lay = self.layout
-        self._compat_offsets = (*(lay[f"compatibility.{k}"].offset for k in ("tag", "w1", "b1", "w2", "b2")),
-                                lay["compatibility.tag"].size, lay["compatibility.b1"].size)
+        self._compat_args = SK.compat_args(self.layout)
         gr, ag = self.grid, cfg.agent
         self._sense_params = np.array(
             [gr.gx, gr.gy, gr.cw, gr.ch, gr.w, gr.h, ag.sense_radius ** 2, cfg.resource.max,
@@ -260,12 +253,12 @@ class Simulation:
         if cached is not None and cached[0] == (st.step, n):
             return cached[1]
         if self._cpu:
-            sc, v, (t0, t1) = self._scratch_np, st.np, self._tag_cols
+            sc, v, (t0, t1) = self._scratch, st.np, self._tag_cols
+            nb, off, dist, obs = sc["nb"][:n], sc["off"][:, :n], sc["dist"][:n], self._obs[:n]
             sense_cpu(v.pos[:n], v.alive[:n], v.heading[:n], v.energy[:n], v.age[:n], v.ready[:n],
-                      v.genomes[:n, t0:t1], v.resource, sc["nb"][:n], sc["off"][:, :n], sc["dist"][:n],
-                      sc["obs"][:n], self._sense_params, LOOK_ANGLES_F32)
-            sc = self._scratch
-            nb, off, dist, obs = sc["nb"][:n], sc["off"][:, :n].T, sc["dist"][:n], self._obs[:n]
+                      v.genomes[:n, t0:t1], v.resource, nb, off, dist, obs.numpy(),
+                      self._sense_params, LOOK_ANGLES_F32)
+            nb, off, dist = torch.from_numpy(nb), torch.from_numpy(off).T, torch.from_numpy(dist)
         else:
             tags = self.layout.view(st.genomes[:n], "compatibility.tag")
             nb, off, dist = self.grid.nearest(st.pos[:n], st.alive[:n], self.config.agent.sense_radius)
@@ -389,15 +382,15 @@ class Simulation:
 
     def _move_eat_cpu(self, act: torch.Tensor, alive: torch.Tensor, nb: torch.Tensor, dist: torch.Tensor
                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        a, n, v, sc = self.config.agent, alive.shape[0], self.world.np, self._scratch_np
+        a, n, v, sc = self.config.agent, alive.shape[0], self.world.np, self._scratch
+        speed, invalid, attacking = sc["speed"][:n], sc["invalid"][:n], sc["attacking"][:n]
         act_move_eat_cpu(
-            act.contiguous().numpy(), v.alive[:n], sc["bad_genome"][:n], sc["nb"][:n], sc["dist"][:n],
-            v.heading[:n], v.pos[:n, 0], v.pos[:n, 1], v.energy[:n], v.lifetime_energy[:n],
-            v.last_action[:n], v.ready[:n], v.resource, sc["total"], sc["cell"][:n], sc["speed"][:n],
-            sc["invalid"][:n], sc["attacking"][:n], max_turn=a.max_turn, max_speed=a.max_speed,
+            act.contiguous().numpy(), alive.numpy(), self._bad_genome[:n].numpy(), nb.numpy(),
+            dist.numpy(), v.heading[:n], v.pos[:n, 0], v.pos[:n, 1], v.energy[:n],
+            v.lifetime_energy[:n], v.last_action[:n], v.ready[:n], v.resource, sc["total"],
+            sc["cell"][:n], speed, invalid, attacking, max_turn=a.max_turn, max_speed=a.max_speed,
             bite=a.bite, food_energy=a.food_energy, contact=a.contact_radius)
-        sc = self._scratch
-        return sc["speed"][:n], sc["invalid"][:n], sc["attacking"][:n]
+        return torch.from_numpy(speed), torch.from_numpy(invalid), torch.from_numpy(attacking)
 
     def _fight(self, attacking: torch.Tensor, nb: torch.Tensor) -> torch.Tensor:
         """Attacks on each attacker's nearest agent; returns who was killed."""
@@ -420,15 +413,15 @@ class Simulation:
         return killed
 
     def _fight_cpu(self, attacking: torch.Tensor, nb: torch.Tensor) -> torch.Tensor:
-        n, sc, v = attacking.shape[0], self._scratch_np, self.world.np
+        n, v = attacking.shape[0], self.world.np
         killed = np.zeros(n, dtype=np.bool_)
-        att = np.flatnonzero(sc["attacking"][:n])
+        att = np.flatnonzero(attacking.numpy())
         if att.size:
-            targets = sc["nb"][att]
+            targets = nb.numpy()[att]
             damage, gain = self.hooks.interact(self, torch.from_numpy(att), torch.from_numpy(targets))
             fight_cpu(att, targets, damage.float().contiguous().numpy(),
                       gain.float().contiguous().numpy(), v.energy, v.lifetime_energy, killed,
-                      sc["want"], self.config.agent.attack_cost)
+                      self._scratch["want"], self.config.agent.attack_cost)
         return torch.from_numpy(killed)
 
     def _metabolism(self, alive: torch.Tensor, speed: torch.Tensor, invalid: torch.Tensor,
@@ -453,8 +446,8 @@ class Simulation:
 
     def _metabolism_cpu(self, alive: torch.Tensor, speed: torch.Tensor, invalid: torch.Tensor,
                         killed: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        a, n, v, sc = self.config.agent, alive.shape[0], self.world.np, self._scratch_np
-        k = metabolism_cpu(v.alive[:n], v.energy[:n], v.age[:n], sc["speed"][:n], sc["invalid"][:n],
+        a, n, v, sc = self.config.agent, alive.shape[0], self.world.np, self._scratch
+        k = metabolism_cpu(alive.numpy(), v.energy[:n], v.age[:n], speed.numpy(), invalid.numpy(),
                            killed.numpy(), sc["slots"], sc["cause"], base_cost=a.base_cost,
                            move_cost=a.move_cost, brain=a.brain_cost * self.policy_params,
                            max_energy=a.max_energy, max_age=a.max_age, codes=self._cause_codes)
@@ -518,12 +511,11 @@ class Simulation:
         n = nb.shape[0]
         self.last_births = None
         if self._fuse and self._builtin_reproduction():
-            return self._reproduce_fused(n, step)
+            return self._reproduce_fused(nb, dist, step)
         # the living, and each one's nearest agent if alive and within contact range (else -1)
         if self._cpu:
-            sc = self._scratch_np
             live, near = map(torch.from_numpy, live_contacts_cpu(
-                sc["nb"][:n], sc["dist"][:n], st.np.alive[:n], a.contact_radius))
+                nb.numpy(), dist.numpy(), st.np.alive[:n], a.contact_radius))
         else:
             live = st.alive[:n].nonzero().squeeze(1)
             near = nb[live]
@@ -562,7 +554,7 @@ class Simulation:
             child_np, free_np = child.contiguous().numpy(), free.numpy()
             place_children_cpu(st, free_np, parents.numpy(), partners.numpy(), child_np,
                                jitter.numpy(), turn.numpy(), species.numpy(),
-                               self._scratch_np["bad_genome"], child_energy=a.child_energy, pay=pay)
+                               self._bad_genome.numpy(), child_energy=a.child_energy, pay=pay)
             self._policy_cpu.put(free_np, child_np)  # the kernel wrote genomes behind torch's back
         else:
             self._place_children(free, parents, partners, child, jitter, turn, species, pay)
@@ -581,15 +573,15 @@ class Simulation:
         self.last_births = births
         self.hooks.agents_born(self, births)
 
-    def _reproduce_fused(self, n: int, step: int) -> None:
+    def _reproduce_fused(self, nb: torch.Tensor, dist: torch.Tensor, step: int) -> None:
         """The built-in selection, mating, crossover and Gaussian mutation in four numba passes:
         the same decisions and the same generator draws, in the same order, as calling their
         hooks (tests/test_strategy_kernels.py), without a dozen conversions and calls between
         them, which at a few hundred agents cost more than the work."""
-        st, a, g, v, sc = self.world, self.config.agent, self.generator, self.world.np, self._scratch_np
-        lay, mu, f32 = self.layout, self.config.mutation, np.float32
+        st, a, g, v = self.world, self.config.agent, self.generator, self.world.np
+        lay, mu, f32, n = self.layout, self.config.mutation, np.float32, nb.shape[0]
         parents, partners = np.empty(n, np.int64), np.empty(n, np.int64)
-        k = SK._parents(sc["nb"][:n], sc["dist"][:n], v.alive[:n], v.ready[:n], v.energy[:n], v.age[:n],
+        k = SK._parents(nb.numpy(), dist.numpy(), v.alive[:n], v.ready[:n], v.energy[:n], v.age[:n],
                         f32(a.contact_radius), f32(a.reproduce_energy), a.min_reproduce_age,
                         parents, partners)
         if k == 0:
@@ -598,8 +590,7 @@ class Simulation:
         m = int(np.count_nonzero(partners >= 0))
         if m:
             u = torch.rand(2, m, generator=g)
-            c = self._compat_offsets
-            SK._mate_pairs(v.genomes, parents, partners, u.numpy(), *c)
+            SK._mate_pairs(v.genomes, parents, partners, u.numpy(), *self._compat_args)
         free = first_free_cpu(v.alive, k).numpy()
         if free.shape[0] < k:
             refused = k - free.shape[0]
@@ -618,7 +609,7 @@ class Simulation:
         species = v.species[parents]
         e, t = lay["mutator.log_sigma"], lay["compatibility.tag"]
         n_new = SK._children(
-            v.genomes, parents, partners, pick, layout_bounds(lay), noise, e.offset, e.size,
+            v.genomes, parents, partners, pick, lay.bounds, noise, e.offset, e.size,
             self._segment_index_np, f32(mu.tau), f32(math.log(mu.sigma_min)), f32(math.log(mu.sigma_max)),
             t.offset, np.ascontiguousarray(st.species_founder.numpy()), species,
             f32(mu.species_threshold), child, strays)
@@ -630,7 +621,7 @@ class Simulation:
             species[idx] = st.add_species(tags, torch.from_numpy(species[idx]), step).numpy()
         first_id = st.next_id
         place_children_cpu(st, free, parents, partners, child, jitter, turn, species,
-                           sc["bad_genome"], child_energy=a.child_energy, pay=a.child_energy + a.birth_cost)
+                           self._bad_genome.numpy(), child_energy=a.child_energy, pay=a.child_energy + a.birth_cost)
         self._policy_cpu.put(free, child)
         self._announce_births(step, first_id, free, v.parents[free], species)
 

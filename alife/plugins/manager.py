@@ -327,9 +327,7 @@ class PluginManager:
         raise PluginError(f"{where}: {type(e).__name__}: {e}") from e
 
     def _role(self, role: str, **kwargs: Any) -> Any:
-        direct = self._direct.get(role)
-        if direct is None:
-            direct = self._direct[role] = self._single_impl(role)
+        direct = self._single_impl(role)
         if not direct:
             return self._call(self._role_callers[role], ROLE_HOOKS[role], **kwargs)
         # one implementation and no wrappers: call it as pluggy would, without its machinery
@@ -346,16 +344,18 @@ class PluginManager:
         """The function that plays ``role`` when it is the role's only implementation and nothing
         wraps it (``None`` otherwise); the engine runs built-in strategies it recognises here as
         fused kernels."""
-        direct = self._direct.get(role)
-        if direct is None:
-            direct = self._direct[role] = self._single_impl(role)
+        direct = self._single_impl(role)
         return direct[0] if direct else None
 
     def _single_impl(self, role: str) -> tuple[Any, tuple[str, ...]] | tuple[()]:
-        impls = self._role_callers[role].get_hookimpls()
-        if len(impls) == 1 and not (impls[0].hookwrapper or impls[0].wrapper):
-            return impls[0].function, tuple(impls[0].argnames)
-        return ()
+        """``(function, argument names)`` of the role's one implementation, ``()`` when it has
+        several or a wrapper; cached in ``_direct`` until a plugin registers."""
+        direct = self._direct.get(role)
+        if direct is None:
+            impls = self._role_callers[role].get_hookimpls()
+            one = len(impls) == 1 and not (impls[0].hookwrapper or impls[0].wrapper)
+            direct = self._direct[role] = (impls[0].function, tuple(impls[0].argnames)) if one else ()
+        return direct
 
     def _only(self, hookname: str, plugin: Any) -> Any:
         """A caller of ``hookname`` that calls ``plugin``'s implementation alone."""

@@ -18,6 +18,9 @@ import torch
 from alife.world.kernels import HAVE_NUMBA
 
 if HAVE_NUMBA:
+    from alife.world.kernels import _live_contacts
+
+if HAVE_NUMBA:
     from numba import njit
 
     @njit(cache=True)
@@ -105,17 +108,13 @@ if HAVE_NUMBA:
     @njit(cache=True)
     def _parents(nb, dist, alive, ready, energy, age, contact, min_energy, min_age, parents, partners):
         """The living with their contacts (``live_contacts_cpu``), then ``energy-threshold``
-        selection; returns the number of parents."""
-        k = 0
-        for i in range(nb.shape[0]):
-            if not alive[i] or energy[i] < min_energy or age[i] < min_age:
-                continue
-            j = nb[i]
-            near = j >= 0 and dist[i] <= contact and alive[j]
-            parents[k] = i
-            partners[k] = j if (near and ready[i] and ready[j]) else -1
-            k += 1
-        return k
+        selection (``select_cpu``); returns the number of parents."""
+        live = np.empty(nb.shape[0], np.int64)
+        near = np.empty(nb.shape[0], np.int64)
+        m = _live_contacts(nb, dist, alive, contact, live, near)
+        live, near = live[:m], near[:m]
+        return _select(live, near, ready[live], energy, age, ready, alive, min_energy, min_age,
+                       parents, partners)
 
     @njit(cache=True)
     def _mate_pairs(genomes, parents, partners, u, tag, w1, b1, w2, b2, t, hidden):
@@ -186,12 +185,16 @@ def strays_cpu(child: torch.Tensor, tag_lo: int, founders: torch.Tensor, species
     return torch.from_numpy(out), int(n_new)
 
 
+def compat_args(layout) -> tuple[int, ...]:
+    """The compatibility network's place in the genome, as ``_accepts`` takes it: offsets of
+    ``tag, w1, b1, w2, b2``, then the tag size and the hidden size."""
+    e = {k: layout[f"compatibility.{k}"] for k in ("tag", "w1", "b1", "w2", "b2")}
+    return (*(v.offset for v in e.values()), e["tag"].size, e["b1"].size)
+
+
 def accepts_cpu(genomes: torch.Tensor, a: torch.Tensor, b: torch.Tensor, u: torch.Tensor,
                 layout) -> torch.Tensor:
     """Mate acceptance of ``alife.strategies.mating`` for pairs ``(a[c], b[c])`` of slots."""
-    off = {k: layout[f"compatibility.{k}"] for k in ("tag", "w1", "b1", "w2", "b2")}
     out = np.empty(a.shape[0], np.bool_)
-    _accepts(genomes.numpy(), a.numpy(), b.numpy(), u.numpy(), off["tag"].offset, off["w1"].offset,
-             off["b1"].offset, off["w2"].offset, off["b2"].offset, off["tag"].size,
-             off["b1"].size, out)
+    _accepts(genomes.numpy(), a.numpy(), b.numpy(), u.numpy(), *compat_args(layout), out)
     return torch.from_numpy(out)

@@ -36,7 +36,7 @@ def breed(sim, parents: torch.Tensor, partners: torch.Tensor) -> torch.Tensor:
         m = int(np.count_nonzero(partners.numpy() >= 0))
         # the same draw as the torch path: one row of coins per pair
         pick = torch.rand(m, len(sim.layout.entries), generator=sim.generator) if m else None
-        return breed_cpu(g, parents, partners, pick, layout_bounds(sim.layout))
+        return breed_cpu(g, parents, partners, pick, sim.layout.bounds)
     return breed_torch(sim, parents, partners)
 
 
@@ -49,12 +49,3 @@ def breed_torch(sim, parents: torch.Tensor, partners: torch.Tensor) -> torch.Ten
         child[idx] = tensorwise_crossover(child[idx], g[partners[idx]], sim.tensor_index,
                                           len(sim.layout.entries), sim.generator)
     return child
-
-
-def layout_bounds(layout) -> np.ndarray:
-    """``[T + 1]`` int64: where each layout tensor starts, and the end of the last."""
-    b = getattr(layout, "_bounds", None)
-    if b is None:
-        b = np.array([e.offset for e in layout.entries] + [layout.size], dtype=np.int64)
-        layout._bounds = b
-    return b

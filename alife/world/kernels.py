@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 try:
-    import numba
     from numba import njit
 
     HAVE_NUMBA = True
@@ -492,10 +491,5 @@ def nearest_cpu(px: np.ndarray, py: np.ndarray, alive: np.ndarray, gx: int, gy: 
     return nb, np.ascontiguousarray(off.T), np.sqrt(d2)
 
 
-def set_threads(n: int) -> None:
-    if HAVE_NUMBA:
-        numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
-
-
 __all__ = ["HAVE_NUMBA", "act_move_eat_cpu", "fight_cpu", "first_free_cpu", "remove_cpu", "live_contacts_cpu", "metabolism_cpu", "nearest_cpu",
-           "observe_cpu", "place_children_cpu", "regrow_cpu", "sense_cpu", "set_threads"]
+           "observe_cpu", "place_children_cpu", "regrow_cpu", "sense_cpu"]
