@@ -6,6 +6,11 @@ searches that block exactly, one serial pass over the agents. On CUDA the search
 a stable sort by cell, a scatter into a ``[cells, M]`` table that keeps up to
 ``max_neighbours_per_cell`` agents per cell (lowest slots first), one gather of the ``9M``
 candidates per agent; where a cell holds more than M, an agent sees the nearest of those kept.
+
+A CPU ``Simulation`` calls ``alife.world.kernels.sense_cpu`` (bucket, nearest and observation in
+one call) and not these functions; their numba branches (``exact_cpu``, ``fused``) run the same
+kernels one at a time, which is how tests/world/test_senses.py checks each against brute force
+and the torch path.
 """
 
 from __future__ import annotations
