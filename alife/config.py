@@ -377,19 +377,42 @@ def load(world: str | Path | WorldConfig | dict | None = None,
 
 
 def describe() -> str:
-    """Every key with its default and meaning, for docs and `alife run --help-world`."""
-    out = []
+    """Every key with its default and meaning, as a world file (`alife run --help-world`): the
+    output parses as TOML and loads as the default world; optional tables (``[task]``) are shown
+    commented out, since their presence changes the mode."""
 
-    def walk(cls: type, prefix: str) -> None:
+    def value(v: Any) -> str:
+        if isinstance(v, bool):
+            return "true" if v else "false"
+        if isinstance(v, float):
+            return "nan" if math.isnan(v) else ("inf" if v > 0 else "-inf") if math.isinf(v) else repr(v)
+        if isinstance(v, str):
+            return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
+        return str(v)
+
+    def table(cls: type, name: str, comment: str = "") -> list[str]:
         hints = get_type_hints(cls)
+        scalars, tables = [], []
         for f in fields(cls):
             if f.metadata.get("internal"):
                 continue
-            if dataclasses.is_dataclass(_table_type(hints[f.name])):
-                out.append(f"[{prefix}{f.name}]")
-                walk(_table_type(hints[f.name]), prefix + f.name + ".")
+            typ = _table_type(hints[f.name])
+            if dataclasses.is_dataclass(typ):
+                optional = typ is not hints[f.name]
+                doc = f.metadata.get("doc") or (typ.__doc__ or "").strip().splitlines()[0]
+                sub = table(typ, f"{name}{f.name}", "# " if optional or comment else "")
+                tables.append((doc, optional, sub))
             else:
                 default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-                out.append(f"  {prefix}{f.name} = {default!r}  # {f.metadata.get('doc', '')}")
-    walk(WorldConfig, "")
-    return "\n".join(out)
+                scalars.append(f"{comment}{f.name} = {value(default)}  # {f.metadata.get('doc', '')}")
+        out = ([f"{comment}[{name}]"] if name else []) + scalars
+        for doc, optional, sub in tables:
+            note = " (optional: uncomment the table to use it)" if optional else ""
+            out += ["", f"# {doc}{note}", *sub]
+        return out
+
+    return "\n".join(table(WorldConfig, ""))

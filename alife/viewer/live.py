@@ -9,18 +9,41 @@ per second.
 
 from __future__ import annotations
 
+import os
+import sys
 import time
 from typing import Any
 
 import numpy as np
 import pygame
 
+from alife.errors import UserError
 from alife.recording.replay import Frame, frame_from_sim
 from alife.viewer.app import Viewer
 
 #: steps-per-second caps selectable with Up/Down (None: as fast as the simulation goes)
 STEP_RATES = (1.0, 5.0, 15.0, 30.0, 60.0, 120.0, None)
 HISTORY = 4096
+
+
+def require_display() -> None:
+    """Refuse ``--watch`` where no window can open, before the run starts (``alife run`` calls it
+    before making the run folder): SDL's ``dummy``/``offscreen`` video drivers draw nowhere, and on
+    Linux and the BSDs a window needs ``DISPLAY`` (X11) or ``WAYLAND_DISPLAY``.
+
+    Raises:
+        UserError: no display, with what to do instead (the same advice as ``alife replay``).
+    """
+    driver = os.environ.get("SDL_VIDEODRIVER", "").strip().lower()
+    if driver in ("dummy", "offscreen"):
+        why = f"SDL video driver {driver!r}"
+    elif (sys.platform.startswith(("linux", "freebsd", "openbsd", "netbsd"))
+          and not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")):
+        why = "neither DISPLAY nor WAYLAND_DISPLAY is set"
+    else:
+        return
+    raise UserError(f"no display ({why}) for --watch; run without it and watch the replay afterwards "
+                    "with `alife replay RUN_DIR --export OUT.mp4` (or --screenshot OUT.png)")
 
 
 class LiveSource:
