@@ -61,7 +61,7 @@ class Checkpoint:
 
 # ---------------------------------------------------------------------------------------- saving
 def _metadata(sim: Simulation, run: dict[str, Any] | None) -> dict[str, Any]:
-    from alife.cli.run import versions
+    from alife.provenance import versions
 
     cfg, st = sim.config, sim.world
     return {

@@ -51,6 +51,21 @@ def lineage_command(args: argparse.Namespace) -> int:
         raise
 
 
+def _num(value: float, spec: str) -> str:
+    """``format(value, spec)``, never a negative zero ("-0.0" for a value that rounds to zero)."""
+    text = format(value, spec)
+    return format(0.0, spec) if text.startswith("-") and float(text) == 0 else text
+
+
+def _no_negative_zero(df: Any) -> Any:
+    """``df`` with -0.0 in its float columns made 0.0 (a table prints them as "-0.0")."""
+    floats = df.select_dtypes(include="float").columns
+    if len(floats):
+        df = df.copy()
+        df[floats] = df[floats] + 0.0  # -0.0 + 0.0 == +0.0
+    return df
+
+
 def _summary(lin: Any, args: argparse.Namespace) -> int:
     from alife.lineage import analysis
 
@@ -70,10 +85,11 @@ def _summary(lin: Any, args: argparse.Namespace) -> int:
         print("MRCA of the living: none (they descend from different roots)")
     else:
         print(f"MRCA of the living: agent {m['id']} born at step {m['step']}, {m['depth']} generations "
-              f"below its root, {m['generations_to_living']:.1f} generations above the living")
+              f"below its root, {_num(m['generations_to_living'], '.1f')} generations above the living")
     if lin.living_mask.any():
         pd_, mpd = analysis.phylogenetic_diversity(lin), analysis.mean_pairwise_distance(lin)
-        print(f"phylogenetic diversity of the living: {pd_:.0f} steps; mean pairwise distance: {mpd:.1f} steps")
+        print(f"phylogenetic diversity of the living: {_num(pd_, '.0f')} steps; "
+              f"mean pairwise distance: {_num(mpd, '.1f')} steps")
     lod = lin.line_of_descent()
     if len(lod):
         print(f"line of descent of the most abundant living lineage: {len(lod)} agents, "
@@ -97,7 +113,7 @@ def _ancestry(lin: Any, args: argparse.Namespace) -> int:
         df = lin.ancestry(args.id, all_parents=args.all_parents)
     except KeyError:
         raise UserError(f"{lin.path}: no agent with id {args.id}") from None
-    print(df.to_string(index=False))
+    print(_no_negative_zero(df).to_string(index=False))
     return 0
 
 
@@ -107,7 +123,7 @@ def _species(lin: Any, args: argparse.Namespace) -> int:
     sp = lin.species.copy()
     sp["births"] = np.bincount(lin.species_of, minlength=len(sp))[: len(sp)]
     sp["living"] = np.bincount(lin.species_of[lin.living_mask], minlength=len(sp))[: len(sp)]
-    print(sp.to_string(index=False))
+    print(_no_negative_zero(sp).to_string(index=False))
     return 0
 
 

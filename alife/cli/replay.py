@@ -10,6 +10,9 @@ from typing import Any
 
 from alife.errors import UserError
 
+#: alife.viewer.render.COLOR_MODES, spelt out so that `alife` starts without importing the viewer
+COLOR_MODES = ("species", "energy", "activity", "strategy")
+
 
 def _size(s: str) -> tuple[int, int]:
     m = re.fullmatch(r"(\d+)[xX](\d+)", s)
@@ -30,8 +33,9 @@ def register(sub: Any) -> None:
     p.add_argument("--fps", type=float, default=30.0, help="video frames per second (default 30)")
     p.add_argument("--frame", type=int, default=None, metavar="STEP",
                    help="the step to draw for a .png export, or to open the window at")
-    p.add_argument("--color", choices=("species", "energy", "strategy"), default="species",
-                   help="colour agents by species, energy or strategy (last action)")
+    p.add_argument("--color", choices=COLOR_MODES, default="species",
+                   help="colour agents by species, energy, activity (last action) or strategy "
+                        "(the variation strategy of their lineage)")
     p.add_argument("--size", type=_size, default=None, metavar="WxH",
                    help="window or image size (default 1100x760 window, 960x720 export)")
     p.add_argument("--inspect", type=int, default=None, metavar="ID", help="select agent ID at start")

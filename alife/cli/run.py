@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import platform
 import sys
 import time
 from collections.abc import Callable
@@ -15,11 +14,23 @@ from typing import Any
 
 from alife.config import ConfigError, parse_override
 from alife.errors import UserError
+from alife.plugins.manager import PluginError, PluginManager, split_plugin_args
+from alife.provenance import versions
+
+#: the recorders built into alife: plugins of the ``alife run`` command line, loaded before the
+#: ``alife`` entry points, ``--plugins-dir`` and ``-p`` (see :func:`cli_plugins`)
+BUILTIN_RECORDERS = ("alife.recording.lineage", "alife.recording.replay")
 
 
 def register(sub: Any) -> None:
-    p = sub.add_parser("run", help="run a world (the embedded default when no file is given)",
-                       description="Run a world and write replays/<name>/ with a summary.")
+    # argparse makes a subcommand's parser with the class its subparsers action holds; the run
+    # parser is a RunParser, which adds the plugins' options before it parses
+    parser_class, sub._parser_class = sub._parser_class, RunParser
+    try:
+        p = sub.add_parser("run", help="run a world (the embedded default when no file is given)",
+                           description="Run a world and write replays/<name>/ with a summary.")
+    finally:
+        sub._parser_class = parser_class
     p.add_argument("world", nargs="?", default=None, help="world file (.toml) or embedded world name; default: meadow")
     p.add_argument("--steps", type=int, default=None,
                    help="steps to run, counted from the run's start (default 2000; with --resume, the run's own)")
@@ -38,7 +49,7 @@ def register(sub: Any) -> None:
                         "kernels, and idle torch workers spin, slowing other runs on the machine)")
     p.add_argument("--help-world", action="store_true", help="list every world-file key and exit")
     p.add_argument("--no-record", action="append", default=[], metavar="NAME",
-                   help=f"turn off a recorder: {', '.join(RECORDERS)} (repeatable)")
+                   help="turn off a recorder (repeatable)")
     p.add_argument("--watch", action="store_true", help="watch the run live in the viewer window")
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="N",
                    help="save a checkpoint every N steps (0: only at the end of the run)")
@@ -47,10 +58,41 @@ def register(sub: Any) -> None:
     p.add_argument("--resume", default=None, metavar="RUN_DIR",
                    help="continue a run from its last checkpoint (or from a checkpoint file); "
                         "appends to its lineage and replay files")
-    for mod in _recorder_modules().values():
-        if hasattr(mod, "add_run_arguments"):
-            mod.add_run_arguments(p)
     p.set_defaults(func=run_command)
+
+
+class RunParser(argparse.ArgumentParser):
+    """The ``alife run`` parser. On its first parse it reads ``-p`` and ``--plugins-dir``, loads
+    the command line's plugins (:func:`cli_plugins`) and lets each add its options through
+    ``alife_add_run_arguments``, then parses (as pytest reads ``-p`` before ``pytest_addoption``).
+    When a plugin fails to load or to add its options, the parse keeps the error as
+    ``plugin_error`` and ignores the arguments it does not know (options of that plugin, most
+    likely): :func:`run_command` raises the error, so it is reported in one line."""
+
+    plugins_added = False
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> tuple[argparse.Namespace, list[str]]:
+        if not self.plugins_added:
+            self.plugins_added = True
+            pre = argparse.ArgumentParser(add_help=False, exit_on_error=False)
+            pre.add_argument("-p", dest="modules", action="append", default=[])
+            pre.add_argument("--plugins-dir", action="append", default=[])
+            try:
+                given, _ = pre.parse_known_args(sys.argv[1:] if args is None else list(args))
+            except argparse.ArgumentError:  # the full parse below reports it
+                given = pre.parse_args([])
+            try:
+                pm = cli_plugins(given.modules, given.plugins_dir)
+                pm.add_run_arguments(self)
+                names = list(pm.recorder_names())
+            except PluginError as e:
+                self.set_defaults(plugin_error=e)
+            else:
+                for action in self._actions:
+                    if action.dest == "no_record":
+                        action.help = f"turn off a recorder: {', '.join(names) or 'none'} (repeatable)"
+        ns, extras = super().parse_known_args(args, namespace)
+        return ns, ([] if getattr(ns, "plugin_error", None) is not None else extras)
 
 
 def set_threads(sim: Any, threads: int | None) -> None:
@@ -67,12 +109,6 @@ def set_threads(sim: Any, threads: int | None) -> None:
         torch.set_num_threads(1)
 
 
-def split_plugin_args(modules: list[str]) -> tuple[list[str], list[str]]:
-    load = [m for m in modules if not m.startswith("no:")]
-    blocked = [m[3:] for m in modules if m.startswith("no:")]
-    return load, blocked
-
-
 def parse_overrides(items: list[str]) -> dict[str, Any]:
     out = {}
     for item in items:
@@ -81,56 +117,47 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-#: recording plugins `alife run` turns on, by name. Each module provides
-#: ``recorder_for_run(run_dir: Path, args: argparse.Namespace, cfg: WorldConfig) -> plugin`` and may
-#: provide ``add_run_arguments(parser)`` for its own flags. ``--no-record NAME`` turns one off.
-RECORDERS = {"lineage": "alife.recording.lineage", "replay": "alife.recording.replay"}
-
-
-def _recorder_modules() -> dict[str, Any]:
-    mods = {}
-    for name, modname in RECORDERS.items():
-        try:
-            mods[name] = importlib.import_module(modname)
-        except ModuleNotFoundError as e:
-            if e.name != modname:
-                raise
-    return mods
+def cli_plugins(modules: list[str] = (), plugins_dirs: list[str] = ()) -> PluginManager:
+    """The plugins of the ``alife run`` command line, which add its options
+    (``alife_add_run_arguments``) and make a run's recorders (``alife_make_recorders``): the
+    built-in recorders, the ``alife`` entry points, every ``.py`` in ``plugins_dirs`` and the
+    ``-p`` ``modules`` (``no:NAME`` blocks a plugin). A world file's ``plugins`` join the
+    simulation only."""
+    load, blocked = split_plugin_args(list(modules))
+    pm = PluginManager()
+    for name in blocked:
+        pm.block(name)
+    for modname in BUILTIN_RECORDERS:
+        pm.register(importlib.import_module(modname), modname, "builtin")
+    pm.load_entry_points()
+    for d in plugins_dirs:
+        pm.load_dir(d)
+    for m in load:
+        pm.load_module(m)
+    return pm
 
 
 def make_recorders(run_dir: Path, args: argparse.Namespace, cfg: Any) -> list[Any]:
-    """Recording plugins that `alife run` turns on (lineage, replay)."""
+    """The recorders of a run: those every command-line plugin makes (:func:`cli_plugins`), but
+    the ones ``--no-record NAME`` turns off."""
+    pm = cli_plugins(args.modules, args.plugins_dir)
+    known = list(pm.recorder_names())
     off = set(args.no_record)
-    unknown = off - set(RECORDERS)
+    unknown = off - set(known)
     if unknown:
-        raise UserError(f"--no-record: unknown recorder(s) {sorted(unknown)}; known: {sorted(RECORDERS)}")
-    return [mod.recorder_for_run(run_dir, args, cfg) for name, mod in _recorder_modules().items()
-            if name not in off]
-
-
-def versions() -> dict[str, str]:
-    import h5py
-    import numpy
-    import pettingzoo
-    import pluggy
-    import torch
-
-    from alife import __version__
-    return {"alife": __version__, "python": platform.python_version(), "torch": torch.__version__,
-            "numpy": numpy.__version__, "pettingzoo": pettingzoo.__version__,
-            "pluggy": pluggy.__version__, "h5py": h5py.__version__}
+        raise UserError(f"--no-record: unknown recorder(s) {sorted(unknown)}; known: {sorted(known)}")
+    return pm.make_recorders(run_dir, args, cfg, skip=off)
 
 
 def run_command(args: argparse.Namespace) -> int:
     from alife import config as config_mod
     from alife.simulation import Simulation
 
+    if getattr(args, "plugin_error", None) is not None:  # a command-line plugin failed (RunParser)
+        raise args.plugin_error
     if args.help_world:
         print(config_mod.describe())
         return 0
-    if args.watch:  # refuse before any run folder is made
-        from alife.viewer.live import require_display
-        require_display()
     if args.steps is not None and args.steps < 0:
         raise UserError(f"--steps must be >= 0, got {args.steps}")
     if args.checkpoint_every < 0 or args.keep_checkpoints < 0:
@@ -145,7 +172,7 @@ def run_command(args: argparse.Namespace) -> int:
     cfg = config_mod.load(args.world, overrides)
     if cfg.task is not None:  # a [task] table: generational mode
         from alife.generational.cli import run_task_command
-        return run_task_command(args, cfg)
+        return run_task_command(args, cfg, recorders=lambda run_dir: make_recorders(run_dir, args, cfg))
     seed = cfg.seed if args.seed is None else args.seed
     if seed < 0:
         raise ConfigError("--seed", "seed", f"expected a value >= 0, got {seed}")

@@ -9,24 +9,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from alife.config import ConfigError, WorldConfig
 from alife.errors import UserError
-
-
-def _lineage_recorder(run_dir: Path, args: argparse.Namespace, cfg: WorldConfig) -> list[Any]:
-    """Only the lineage recorder applies to a task run (a replay draws an ecology world)."""
-    from alife.cli.run import RECORDERS, _recorder_modules
-
-    off = set(args.no_record)
-    unknown = off - set(RECORDERS)
-    if unknown:
-        raise UserError(f"--no-record: unknown recorder(s) {sorted(unknown)}; known: {sorted(RECORDERS)}")
-    mod = _recorder_modules().get("lineage")
-    return [] if mod is None or "lineage" in off else [mod.recorder_for_run(run_dir, args, cfg)]
 
 
 def write_population(path: Path, run: Any) -> None:
@@ -42,9 +31,14 @@ def write_population(path: Path, run: Any) -> None:
         f.attrs["env_id"] = run.task.env_id
 
 
-def run_task_command(args: argparse.Namespace, cfg: WorldConfig) -> int:
-    from alife.cli.run import split_plugin_args, versions
+def run_task_command(args: argparse.Namespace, cfg: WorldConfig, *,
+                     recorders: Callable[[Path], list[Any]]) -> int:
+    """A generational run into its run folder. ``recorders(run_dir)`` makes the run's recorders
+    (``alife run`` passes its command line's: the lineage recorder, a replay being for ecology
+    worlds only)."""
     from alife.generational.runner import TaskRun
+    from alife.plugins.manager import split_plugin_args
+    from alife.provenance import versions
 
     seed = cfg.seed if args.seed is None else args.seed
     if seed < 0:
@@ -56,7 +50,7 @@ def run_task_command(args: argparse.Namespace, cfg: WorldConfig) -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     load, blocked = split_plugin_args(args.modules)
     run = TaskRun(cfg, seed=seed, device=args.device, modules=load, blocked=blocked,
-                  plugins_dirs=args.plugins_dir, plugins=_lineage_recorder(run_dir, args, cfg),
+                  plugins_dirs=args.plugins_dir, plugins=recorders(run_dir),
                   run_dir=run_dir)
     summary = run.run(progress=not args.no_progress)
     write_population(run_dir / "population.h5", run)

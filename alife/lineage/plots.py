@@ -71,10 +71,14 @@ def plot_population(lin: LineageFile, out: Path) -> Path:
     plt = _plt()
     s = lin.series
     fig, axes = plt.subplots(3, 1, figsize=(6.5, 5.5), sharex=True, constrained_layout=True)
+    from matplotlib.ticker import MaxNLocator
+
     axes[0].plot(s.index, s["population"], color="#1b4f72", lw=1)
     axes[0].set_ylabel("population")
     axes[1].plot(s.index, s["species_count"], color="#7d3c98", lw=1)
     axes[1].set_ylabel("species present")
+    for ax in axes[:2]:  # counts: ticks on whole numbers only
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes[2].plot(s.index, s["diversity"], color="#117a65", lw=1)
     axes[2].set_ylabel("genetic diversity\n(mean per-locus s.d.)")
     axes[2].set_xlabel("step")
@@ -137,10 +141,13 @@ def plot_phylogeny(lin: LineageFile, out: Path) -> Path:
     extant = np.isnan(ext)
     end = np.where(extant, lin.last_step, ext)
     keep = tree.ancestors_mask(parent, np.flatnonzero(extant))
-    # y: leaves in depth-first order; an inner species sits at the mean of its kept children
+    # y: a row per extant species in depth-first order, a parent above its daughters (so an
+    # extant parent and its extant daughter never share a row, nor their labels); an extinct inner
+    # species sits at the mean of its kept children
     sub_parent = np.where(keep & (parent >= 0) & keep[np.maximum(parent, 0)], parent, -1)
     sub_parent[~keep] = -2
-    order = [s for s, share in muller_order(np.where(sub_parent == -2, -1, sub_parent)) if keep[s] and share == 1.0]
+    order = list(dict.fromkeys(s for s, _ in muller_order(np.where(sub_parent == -2, -1, sub_parent))
+                               if keep[s] and extant[s]))
     y = np.full(parent.size, np.nan)
     y[order] = np.arange(len(order))
     depth = tree.depths(np.maximum(sub_parent, -1))

@@ -234,3 +234,58 @@ def alife_agents_died(sim: Simulation, deaths: Deaths) -> None:
     :param deaths: numpy arrays ``ids``, ``slots``, ``causes`` (codes into ``alife.events.CAUSES``),
         ``step``.
     """
+
+
+# -------------------------------------------------------------------------------------------------
+# The `alife run` command line: options and recorders (events)
+# -------------------------------------------------------------------------------------------------
+
+if TYPE_CHECKING:
+    import argparse
+    from pathlib import Path
+
+    from alife.config import WorldConfig
+
+
+@hookspec
+def alife_add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add command-line options to ``alife run``, as pytest's ``pytest_addoption`` does.
+
+    Fires in: the ``alife run`` command line, once, while it parses its arguments: for the
+    built-in recorders (``alife.recording.lineage``, ``alife.recording.replay``), the ``alife``
+    entry points, and the plugins of ``-p`` and ``--plugins-dir`` (those two options are read
+    first), never for a world file's ``plugins`` (the world is read after the command line) nor
+    in a ``Simulation`` built from Python. Prefix each option with the plugin's name
+    (``--lineage-commit-every``); an option another plugin already added is refused, naming the
+    plugin. The values reach ``alife_make_recorders`` in ``args`` and are saved in the run
+    folder's ``run.json``, so ``alife run --resume`` gets them back: give defaults that are a
+    str, int, float, bool, list or None.
+
+    :param parser: the ``alife run`` ``argparse.ArgumentParser``; add options to it or to a group
+        of it (``parser.add_argument_group(...)``).
+    """
+
+
+@hookspec
+def alife_make_recorders(run_dir: Path, args: argparse.Namespace,
+                         config: WorldConfig) -> list[object] | None:
+    """Make this plugin's recorders for one run of ``alife run``.
+
+    Fires in: the ``alife run`` command line (world and task runs), once per run and once per
+    ``--resume``, after the world is read and the run folder made, before the simulation is
+    built; not for a plugin whose recorders ``--no-record NAME`` turned off. A plugin names its
+    recorders with ``ALIFE_RECORDER = "name"`` (default: the plugin's name), the name
+    ``--no-record`` takes and ``alife plugins`` shows; two plugins with one name are refused.
+    A recorder is any plugin object: ``alife run`` passes every plugin's recorders to the
+    simulation (``Simulation(plugins=[...])``), where their hooks fire (``alife_sim_start``
+    opens the files, appending when ``sim.resume_step`` is set; ``alife_sim_end`` closes them).
+    A recorder with a ``commit(step)`` method gets it called before each checkpoint, with the
+    last step the checkpoint covers, so that a resume finds every earlier record on disk.
+
+    :param run_dir: the run folder (a ``pathlib.Path``); write the recorder's files in it.
+    :param args: the parsed ``alife run`` arguments, every plugin's options included; on
+        ``--resume``, the arguments the run was started with.
+    :param config: the run's world configuration; ``config.task`` is set for a generational
+        run (a recorder that only fits an ecology world returns ``[]`` then).
+    :return: a list of new plugin objects, made for this run, or ``None`` for none.
+    """

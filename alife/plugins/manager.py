@@ -478,6 +478,56 @@ class PluginManager:
     def agents_died(self, sim: Any, deaths: Deaths) -> None:
         self._call(self._pm.hook.alife_agents_died, "alife_agents_died", sim=sim, deaths=deaths)
 
+    # ------------------------------------------------------------------ the `alife run` command line
+    def recorder_names(self) -> dict[str, str]:
+        """``{recorder name: plugin name}`` for every plugin implementing ``alife_make_recorders``,
+        in load order: its ``ALIFE_RECORDER``, else its plugin name. A name two plugins take is
+        refused."""
+        self._check_pending()
+        out: dict[str, str] = {}
+        for impl in self._pm.hook.alife_make_recorders.get_hookimpls():
+            name = getattr(impl.plugin, "ALIFE_RECORDER", impl.plugin_name)
+            if not isinstance(name, str) or not name.strip():
+                raise PluginError(f"plugin {impl.plugin_name!r}: ALIFE_RECORDER must be a non-empty string, got {name!r}")
+            if name in out:
+                raise PluginError(f"recorder {name!r} is offered by both plugin {out[name]!r} and plugin "
+                                  f"{impl.plugin_name!r}; leave one out with -p no:NAME")
+            out[name] = impl.plugin_name
+        return out
+
+    def add_run_arguments(self, parser: Any) -> None:
+        """``alife_add_run_arguments`` of every plugin, in load order; an error names the plugin."""
+        self._check_pending()
+        for impl in self._pm.hook.alife_add_run_arguments.get_hookimpls():
+            self._call_one(impl, "alife_add_run_arguments", parser=parser)
+
+    def make_recorders(self, run_dir: Path, args: Any, config: Any, skip: set[str] | frozenset[str] = frozenset()) -> list[Any]:
+        """Every plugin's recorders (``alife_make_recorders``) in load order, but those of the
+        recorder names in ``skip``."""
+        owner = {plugin: name for name, plugin in self.recorder_names().items()}
+        out: list[Any] = []
+        for impl in self._pm.hook.alife_make_recorders.get_hookimpls():
+            if owner[impl.plugin_name] in skip:
+                continue
+            got = self._call_one(impl, "alife_make_recorders", run_dir=run_dir, args=args, config=config)
+            if got is None:
+                continue
+            if not isinstance(got, list | tuple):
+                raise PluginError(f"plugin {impl.plugin_name!r} returned {_describe(got)} from "
+                                  "alife_make_recorders; expected a list of plugin objects or None")
+            out.extend(got)
+        return out
+
+    def _call_one(self, impl: Any, hookname: str, **kwargs: Any) -> Any:
+        """One plugin's implementation of a broadcast hook: its result, or ``None``."""
+        try:
+            got = self._only(hookname, impl.plugin)(**kwargs)
+        except PluginError:
+            raise
+        except Exception as e:
+            raise PluginError(f"plugin {impl.plugin_name!r} raised in hook {hookname}: {type(e).__name__}: {e}") from e
+        return got[0] if got else None
+
 
 def build_manager(strategies: StrategiesSection, *, world_plugins: list[str] = (),
                   world_base_dir: str | Path = ".", world_source: str = "world file",
@@ -501,3 +551,7 @@ def build_manager(strategies: StrategiesSection, *, world_plugins: list[str] = (
     pm.resolve(strategies)
     return pm
 
+
+def split_plugin_args(modules: list[str]) -> tuple[list[str], list[str]]:
+    """``-p`` values: the plugin modules to load, and the names ``-p no:NAME`` blocks."""
+    return [m for m in modules if not m.startswith("no:")], [m[3:] for m in modules if m.startswith("no:")]

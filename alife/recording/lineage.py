@@ -155,7 +155,7 @@ class LineageRecorder:
 
     # ------------------------------------------------------------------ opening
     def _attrs(self, sim: Any) -> dict[str, Any]:
-        from alife.cli.run import versions
+        from alife.provenance import versions
 
         return {
             "world_text": getattr(sim.config, "text", "") or "",
@@ -374,3 +374,17 @@ def recorder_for_run(run_dir: Path, args: argparse.Namespace, cfg: Any) -> Linea
                            commit_every=getattr(args, "lineage_commit_every", 100),
                            genomes=getattr(args, "lineage_genomes", "survivors:10000"),
                            series_every=getattr(args, "lineage_series_every", 10))
+
+
+#: the name ``alife run --no-record`` and ``alife plugins`` know this recorder by
+ALIFE_RECORDER = "lineage"
+
+
+@alife.hookimpl
+def alife_add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    add_run_arguments(parser)
+
+
+@alife.hookimpl
+def alife_make_recorders(run_dir: Path, args: argparse.Namespace, config: Any) -> list[LineageRecorder]:
+    return [recorder_for_run(run_dir, args, config)]

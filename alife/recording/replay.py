@@ -403,3 +403,18 @@ def recorder_for_run(run_dir: Path, args: argparse.Namespace, cfg: Any) -> Repla
     if every is None:
         every = int(cfg.plugin.get("replay", {}).get("every", 2))
     return ReplayRecorder(Path(run_dir) / "replay.h5", every=every)
+
+
+#: the name ``alife run --no-record`` and ``alife plugins`` know this recorder by
+ALIFE_RECORDER = "replay"
+
+
+@alife.hookimpl
+def alife_add_run_arguments(parser: argparse.ArgumentParser) -> None:
+    add_run_arguments(parser)
+
+
+@alife.hookimpl
+def alife_make_recorders(run_dir: Path, args: argparse.Namespace, config: Any) -> list[ReplayRecorder]:
+    """A replay draws an ecology world: a generational run (``config.task``) gets none."""
+    return [] if config.task is not None else [recorder_for_run(run_dir, args, config)]

@@ -18,7 +18,7 @@ from alife.errors import UserError
 from alife.recording.replay import Frame, Replay
 from alife.viewer import overlay
 from alife.viewer.lineage_info import LineageIndex, load_lineage
-from alife.viewer.render import COLOR_MODES, STRATEGIES, Camera, Renderer, strategy_codes
+from alife.viewer.render import ACTIVITIES, COLOR_MODES, Camera, Renderer, activity_codes
 
 TIMELINE_H = 34
 SPEEDS = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0)
@@ -96,6 +96,10 @@ class Viewer:
         self.selected: int | None = None
         self.follow = False
         self.show_help = False
+        #: the HUD's speed and play/pause item; off in exports, which have no playback
+        self.show_playback = True
+        #: the legend's lines as last drawn
+        self.legend: list[str] = []
         self.message = ""
         self.lineage: LineageIndex | None = None
         self.lineage_note = ""
@@ -243,7 +247,7 @@ class Viewer:
             self.follow = self.selected is not None and not self.follow
         elif k == pygame.K_c:
             self.mode = COLOR_MODES[(COLOR_MODES.index(self.mode) + 1) % len(COLOR_MODES)]
-        elif ch in ("1", "2", "3"):
+        elif ch in ("1", "2", "3", "4"):
             self.mode = COLOR_MODES[int(ch) - 1]
         elif ch == "0":
             self.cam, self.follow = self._fit(), False
@@ -276,9 +280,11 @@ class Viewer:
     def hud_items(self, f: Frame) -> list[str]:
         n = len(self.source)
         species = len(np.unique(f.species)) if len(f) else 0
-        state = "playing" if self.play.playing else "paused"
         items = [f"step {f.step}", f"frame {self.play.index + 1}/{n}", f"population {len(f)}",
-                 f"species {species}", f"{self.play.speed:g}x {state}", f"colour: {self.mode}"]
+                 f"species {species}"]
+        if self.show_playback:
+            items.append(f"{self.play.speed:g}x {'playing' if self.play.playing else 'paused'}")
+        items.append(f"colour: {self.mode}")
         if self.follow:
             items.append("following")
         return items
@@ -287,7 +293,7 @@ class Viewer:
         t = self.text
         items = self.hud_items(f) + ["H: keys"]
         overlay.draw_hud(target, t, items)
-        overlay.draw_legend(target, t, self.mode, f.species, self.source.energy_max)
+        self.legend = overlay.draw_legend(target, t, self.mode, f, self.source.energy_max)
         if self.selected is not None:
             overlay.draw_inspector(target, t, self.inspector_lines(f), self.view_h)
         elif self.message or self.lineage_note:
@@ -307,11 +313,14 @@ class Viewer:
         if len(hit):
             i = int(hit[0])
             act = f.action[i]
+            code = int(f.strategy[i])
+            name = f.strategy_names[code] if code < len(f.strategy_names) else f"strategy {code}"
             lines += [(f"species   #{int(f.species[i])}", overlay.TEXT),
+                      (f"strategy  {name}", overlay.TEXT),
                       (f"energy    {float(f.energy[i]):.2f}", overlay.TEXT),
                       (f"age       {int(f.age[i])}", overlay.TEXT),
                       (f"position  ({float(f.pos[i, 0]):.1f}, {float(f.pos[i, 1]):.1f})", overlay.TEXT),
-                      (f"doing     {STRATEGIES[int(strategy_codes(act[None])[0])]}", overlay.TEXT),
+                      (f"doing     {ACTIVITIES[int(activity_codes(act[None])[0])]}", overlay.TEXT),
                       ("action    " + " ".join(f"{v:+.2f}" for v in act), overlay.DIM)]
         else:
             lines.append((f"not alive at step {f.step}", overlay.DIM))

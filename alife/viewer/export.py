@@ -63,6 +63,7 @@ def export(replay: Replay, out: str | Path, *, start: int | None = None, end: in
     if suffix == ".mp4":
         size = (max(16, size[0] // 16 * 16), max(16, size[1] // 16 * 16))
     viewer = Viewer(ReplaySource(replay), size, mode, lineage=lineage)
+    viewer.show_playback = False  # a still or a video has no playback state to show
     viewer.selected = inspect
     viewer.follow = inspect is not None and suffix != ".png"
     surface = pygame.Surface(size)

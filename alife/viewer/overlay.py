@@ -8,7 +8,14 @@ from typing import Any
 import numpy as np
 import pygame
 
-from alife.viewer.render import ENERGY_LUT, STRATEGIES, STRATEGY_COLORS, species_colors
+from alife.recording.replay import Frame
+from alife.viewer.render import (
+    ACTIVITIES,
+    ACTIVITY_COLORS,
+    ENERGY_LUT,
+    species_colors,
+    strategy_colors,
+)
 
 PANEL = (12, 14, 18, 200)
 TEXT = (230, 232, 236)
@@ -24,7 +31,7 @@ KEY_HELP: tuple[tuple[str, str], ...] = (
     ("drag, W A S D", "pan"),
     ("click an agent", "inspect it (Esc clears)"),
     ("F", "follow the inspected agent"),
-    ("C  or  1 2 3", "colour: species, energy, strategy"),
+    ("C  or  1 2 3 4", "colour: species, energy, activity, strategy"),
     ("0", "fit the whole world"),
     ("click / drag the timeline", "scrub"),
     ("P", "save a screenshot PNG"),
@@ -77,12 +84,13 @@ def draw_hud(target: pygame.Surface, text: Text, items: Sequence[str]) -> None:
     lines_box(target, text, [("   ".join(items), TEXT)], 8, 8)
 
 
-def draw_legend(target: pygame.Surface, text: Text, mode: str, species: np.ndarray,
-                energy_max: float, max_rows: int = 8) -> None:
-    """Top-right legend for the colour mode; for species, the largest ones in this frame."""
+def draw_legend(target: pygame.Surface, text: Text, mode: str, frame: Frame,
+                energy_max: float, max_rows: int = 8) -> list[str]:
+    """Top-right legend for the colour mode; for species, the largest ones in this frame; for
+    strategy, every strategy with its head count. Returns the legend's lines."""
     x, y = target.get_width() - 8, 8
     if mode == "species":
-        ids, counts = np.unique(species, return_counts=True)
+        ids, counts = np.unique(frame.species, return_counts=True)
         order = np.argsort(-counts, kind="stable")[:max_rows]
         lines = [(f"species ({len(ids)})", ACCENT)]
         lines += [(f"      #{int(ids[i])}: {int(counts[i])}", TEXT) for i in order]
@@ -92,6 +100,17 @@ def draw_legend(target: pygame.Surface, text: Text, mode: str, species: np.ndarr
         cols = species_colors(ids[order])
         for j, c in enumerate(cols):
             _swatch(target, rect.x + 10, rect.y + 5 + (j + 1) * text.height, text.height, c)
+    elif mode == "strategy":
+        names = list(frame.strategy_names)
+        counts = np.bincount(np.clip(frame.strategy, 0, None), minlength=len(names))
+        names += [f"strategy {k}" for k in range(len(names), len(counts))]  # codes past the names
+        shown = np.arange(len(names))[:max_rows]
+        lines = [("strategy", ACCENT)] + [(f"      {names[k]}: {int(counts[k])}", TEXT) for k in shown]
+        if len(names) > max_rows:
+            lines.append((f"      ... {len(names) - max_rows} more", DIM))
+        rect = lines_box(target, text, lines, x, y, anchor_right=True)
+        for j, c in enumerate(strategy_colors(shown)):
+            _swatch(target, rect.x + 10, rect.y + 5 + (j + 1) * text.height, text.height, c)
     elif mode == "energy":
         lines = [("energy", ACCENT), ("", TEXT), (f"0{' ' * 22}{energy_max:g}", TEXT)]
         rect = lines_box(target, text, lines, x, y, anchor_right=True)
@@ -100,10 +119,11 @@ def draw_legend(target: pygame.Surface, text: Text, mode: str, species: np.ndarr
         strip = np.repeat(grad[:, None, :], bar.h, axis=1)
         target.blit(pygame.surfarray.make_surface(strip), bar.topleft)
     else:
-        lines = [("strategy (last action)", ACCENT)] + [(f"      {s}", TEXT) for s in STRATEGIES]
+        lines = [("activity (last action)", ACCENT)] + [(f"      {s}", TEXT) for s in ACTIVITIES]
         rect = lines_box(target, text, lines, x, y, anchor_right=True)
-        for j, c in enumerate(STRATEGY_COLORS):
+        for j, c in enumerate(ACTIVITY_COLORS):
             _swatch(target, rect.x + 10, rect.y + 5 + (j + 1) * text.height, text.height, c)
+    return [s.strip() for s, _ in lines]
 
 
 def _swatch(target: pygame.Surface, x: int, y: int, h: int, color: Any) -> None:

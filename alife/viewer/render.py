@@ -20,10 +20,14 @@ import numpy as np
 
 from alife.recording.replay import Frame, frame_from_sim
 
-COLOR_MODES = ("species", "energy", "strategy")
-#: behaviour read from the last action, by precedence; the ``strategy`` colour mode
-STRATEGIES = ("hunting", "courting", "grazing", "roaming")
-STRATEGY_COLORS = np.array([[235, 60, 50], [240, 110, 210], [250, 225, 70], [120, 190, 255]], np.uint8)
+COLOR_MODES = ("species", "energy", "activity", "strategy")
+#: behaviour read from the last action, by precedence; the ``activity`` colour mode
+ACTIVITIES = ("hunting", "courting", "grazing", "roaming")
+ACTIVITY_COLORS = np.array([[235, 60, 50], [240, 110, 210], [250, 225, 70], [120, 190, 255]], np.uint8)
+#: one colour per variation strategy (``Frame.strategy`` indexes ``Frame.strategy_names``); the
+#: ``strategy`` colour mode. Past these, strategies take the species palette's colours.
+STRATEGY_COLORS = np.array([[255, 170, 40], [80, 200, 255], [250, 90, 160], [240, 240, 245],
+                            [190, 140, 255], [255, 240, 120], [60, 230, 190], [255, 120, 90]], np.uint8)
 HEADING_BINS = 32
 BACKGROUND = np.array([8, 10, 12], np.uint8)
 
@@ -61,8 +65,8 @@ def species_color(k: int) -> tuple[int, int, int]:
     return int(c[0]), int(c[1]), int(c[2])
 
 
-def strategy_codes(action: np.ndarray) -> np.ndarray:
-    """Index into :data:`STRATEGIES` from last actions ``[N, 5]`` (turn, speed, eat, attack, mate)."""
+def activity_codes(action: np.ndarray) -> np.ndarray:
+    """Index into :data:`ACTIVITIES` from last actions ``[N, 5]`` (turn, speed, eat, attack, mate)."""
     a = np.asarray(action)
     code = np.full(len(a), 3, np.int64)
     if len(a):
@@ -70,6 +74,14 @@ def strategy_codes(action: np.ndarray) -> np.ndarray:
         code[a[:, 4] > 0] = 1
         code[a[:, 3] > 0] = 0
     return code
+
+
+def strategy_colors(codes: np.ndarray) -> np.ndarray:
+    """``[N, 3] uint8``: the colour of each strategy index (see :data:`STRATEGY_COLORS`)."""
+    c = np.clip(np.asarray(codes, np.int64), 0, None)
+    n = len(STRATEGY_COLORS)
+    extra = species_colors(np.maximum(c - n, 0) + 7)
+    return np.where((c < n)[:, None], STRATEGY_COLORS[np.minimum(c, n - 1)], extra)
 
 
 _PALETTE = species_colors(np.arange(1024))
@@ -87,8 +99,10 @@ def agent_colors(frame: Frame, mode: str, energy_max: float) -> np.ndarray:
     if mode == "energy":
         e = np.clip(frame.energy / max(energy_max, 1e-9), 0.0, 1.0)
         return ENERGY_LUT[(e * 255).astype(np.int64)]
+    if mode == "activity":
+        return ACTIVITY_COLORS[activity_codes(frame.action)]
     if mode == "strategy":
-        return STRATEGY_COLORS[strategy_codes(frame.action)]
+        return strategy_colors(frame.strategy)
     raise ValueError(f"unknown colour mode {mode!r}; expected one of {COLOR_MODES}")
 
 
@@ -202,10 +216,16 @@ class Renderer:
         key = (cam.cx, cam.cy, cam.zoom, cam.width, cam.height)
         if key != self._key:
             self._key, p = key, self.PAD
-            xs = cam.cx + (np.arange(-p, cam.width + p) + 0.5 - cam.width / 2) / cam.zoom
-            ys = cam.cy + (np.arange(-p, cam.height + p) + 0.5 - cam.height / 2) / cam.zoom
-            self._cols = np.floor(xs).astype(np.int64) % self.world_w
-            self._rows = np.floor(ys).astype(np.int64) % self.world_h
+            # the torus is drawn once: the world within half its size of the camera centre, the
+            # same image of each point that agents are drawn at (Camera.to_screen); beyond it, on
+            # a view wider or taller than the world, the background (index W or H below)
+            xs = (np.arange(-p, cam.width + p) + 0.5 - cam.width / 2) / cam.zoom
+            ys = (np.arange(-p, cam.height + p) + 0.5 - cam.height / 2) / cam.zoom
+            cols = np.floor(cam.cx + xs).astype(np.int64) % self.world_w
+            rows = np.floor(cam.cy + ys).astype(np.int64) % self.world_h
+            cols[(xs < -self.world_w / 2) | (xs >= self.world_w / 2)] = self.world_w
+            rows[(ys < -self.world_h / 2) | (ys >= self.world_h / 2)] = self.world_h
+            self._cols, self._rows = cols, rows
             self.buffer = np.zeros((len(ys), len(xs)), np.uint32)
         return self._rows, self._cols
 
@@ -218,8 +238,10 @@ class Renderer:
         rows, cols = self._indices(cam)
         buf, p = self.buffer, self.PAD
         q = np.clip(frame.resource * (255.0 / self.resource_max), 0, 255).astype(np.uint8)
+        field = np.full((self.world_h + 1, self.world_w + 1), BACKGROUND32, np.uint32)
+        field[:-1, :-1] = RESOURCE_LUT32[q]  # the last row and column: outside the world
         # columns first on the small field, then whole-row copies into the big buffer
-        np.take(np.take(RESOURCE_LUT32[q], cols, axis=1), rows, axis=0, out=buf)
+        np.take(np.take(field, cols, axis=1), rows, axis=0, out=buf)
         if len(frame) == 0:
             return buf
         bw = buf.shape[1]
@@ -263,7 +285,8 @@ class Renderer:
 
 def _subset(frame: Frame, sel: np.ndarray) -> Frame:
     return Frame(frame.step, frame.ids[sel], frame.pos[sel], frame.heading[sel], frame.energy[sel],
-                 frame.age[sel], frame.species[sel], frame.action[sel], frame.resource)
+                 frame.age[sel], frame.species[sel], frame.action[sel], frame.resource,
+                 frame.strategy[sel], frame.strategy_names)
 
 
 def _size_for(world_w: int, world_h: int, size: int | tuple[int, int] | None) -> tuple[int, int]:

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from alife.cli.main import main
-from alife.cli.run import RECORDERS
+from alife.cli.run import cli_plugins
 from alife.plugins.manager import PluginError
 from alife.simulation import Simulation
 
@@ -114,7 +114,7 @@ def test_bad_seasons_settings_are_refused_naming_the_key(make_sim: MakeSim, key:
 def small_run_args(tmp_path: Path) -> list[str]:
     argv = ["--out", str(tmp_path / "run"), "--no-progress", "--device", "cpu", "--set", "world.width=32",
             "--set", "world.height=32", "--set", "world.initial_agents=100", "--set", "world.capacity=512"]
-    for name in RECORDERS:
+    for name in cli_plugins().recorder_names():
         argv += ["--no-record", name]
     return argv
 

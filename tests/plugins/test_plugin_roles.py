@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from alife.cli.main import main
-from alife.cli.run import RECORDERS
+from alife.cli.run import cli_plugins
 from alife.config import ROLES
 from alife.plugins import hookimpl
 from alife.plugins.hookspecs import ROLE_HOOKS
@@ -262,7 +262,7 @@ def test_alife_run_reports_a_plugin_error_in_one_line(tmp_path: Path, capsys: py
     argv = ["run", "--steps", "5", "--out", str(tmp_path / "run"), "--no-progress", "--plugins-dir", str(plugdir),
             "--set", "world.width=32", "--set", "world.height=32", "--set", "world.initial_agents=100",
             "--set", "world.capacity=512", "--device", "cpu"]
-    for name in RECORDERS:
+    for name in cli_plugins().recorder_names():
         argv += ["--no-record", name]
     assert main(argv) == 2
     err = capsys.readouterr().err

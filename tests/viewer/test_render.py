@@ -6,9 +6,9 @@ import pytest
 import alife
 from alife.recording.replay import Frame, frame_from_sim
 from alife.viewer.render import (
+    ACTIVITY_COLORS,
     ENERGY_LUT,
     RESOURCE_LUT,
-    STRATEGY_COLORS,
     Camera,
     Renderer,
     render_frame,
@@ -81,15 +81,15 @@ def test_resource_brightness_follows_its_values():
     assert tuple(row[0]) == tuple(RESOURCE_LUT[0]) and tuple(row[-1]) == tuple(RESOURCE_LUT[255])
 
 
-def test_energy_and_strategy_colour_modes():
+def test_energy_and_activity_colour_modes():
     f = make_frame([(3.0, 3.0), (9.0, 3.0), (15.0, 3.0)], [0, 0, 0], energy=[0.0, 3.0, 6.0],
                    action=[[0, 0, 0, 1, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0, 0]])
     img = render_frame(f, 20, 10, size=(200, 100), mode="energy", energy_max=6.0)
     assert tuple(img[30, 30]) == tuple(ENERGY_LUT[0])
     assert tuple(img[30, 90]) == tuple(ENERGY_LUT[127])
     assert tuple(img[30, 150]) == tuple(ENERGY_LUT[255])
-    img = render_frame(f, 20, 10, size=(200, 100), mode="strategy")
-    assert [tuple(img[30, x]) for x in (30, 90, 150)] == [tuple(STRATEGY_COLORS[i]) for i in (0, 2, 3)]
+    img = render_frame(f, 20, 10, size=(200, 100), mode="activity")
+    assert [tuple(img[30, x]) for x in (30, 90, 150)] == [tuple(ACTIVITY_COLORS[i]) for i in (0, 2, 3)]
     with pytest.raises(ValueError, match="colour mode"):
         render_frame(f, 20, 10, mode="rainbow")
 

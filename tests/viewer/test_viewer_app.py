@@ -109,7 +109,7 @@ def test_playback_keys_speed_colour_zoom_and_help(viewer):
     key(viewer, pygame.K_c)
     assert viewer.mode == "energy"
     key(viewer, pygame.K_3, "3")
-    assert viewer.mode == "strategy"
+    assert viewer.mode == "activity"
     fit = viewer.cam.zoom
     wx, wy = viewer.cam.to_world(100, 100, viewer.source.world_w, viewer.source.world_h)
     viewer.zoom_at(2.0, 100, 100)
