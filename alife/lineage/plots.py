@@ -78,7 +78,7 @@ def plot_population(lin: LineageFile, out: Path) -> Path:
     axes[1].plot(s.index, s["species_count"], color="#7d3c98", lw=1)
     axes[1].set_ylabel("species present")
     for ax in axes[:2]:  # counts: ticks on whole numbers only
-        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.yaxis.set_major_locator(MaxNLocator(nbins="auto", integer=True))
     axes[2].plot(s.index, s["diversity"], color="#117a65", lw=1)
     axes[2].set_ylabel("genetic diversity\n(mean per-locus s.d.)")
     axes[2].set_xlabel("step")
