@@ -158,6 +158,9 @@ def run_command(args: argparse.Namespace) -> int:
     if args.help_world:
         print(config_mod.describe())
         return 0
+    if args.watch:  # refuse before any run folder is made
+        from alife.viewer.live import require_display
+        require_display()
     if args.steps is not None and args.steps < 0:
         raise UserError(f"--steps must be >= 0, got {args.steps}")
     if args.checkpoint_every < 0 or args.keep_checkpoints < 0:

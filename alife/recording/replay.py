@@ -2,7 +2,7 @@
 
 Layout (schema 1). Root attributes: ``format = "alife-replay"``, ``schema_version``, ``width``,
 ``height``, ``every`` (steps between frames), ``resource_max``, ``energy_max``, ``action_names``,
-``config_toml`` (the world file text), ``world``, ``seed``, ``alife_version``.
+``config_toml`` (the world file text), ``world``, ``seed``, ``alife_version``, ``strategy_names``.
 
 * ``frames/step``, ``frames/start``, ``frames/count``: the frame index table. Frame ``i`` is the
   world after ``step[i]`` steps (frame 0 of a new run is the initial population); its agents are
@@ -12,7 +12,11 @@ Layout (schema 1). Root attributes: ``format = "alife-replay"``, ``schema_versio
 * ``agents/*``: flat columns of the living agents of every frame, in slot order (each frame's block
   starts on a multiple of ``agent_chunk`` rows; rows between blocks are padding): ``id`` int64,
   ``x``/``y`` uint16 (``pos / size * 65536``), ``heading`` uint8 (``heading / 2pi * 256``),
-  ``energy`` float16, ``age`` int32, ``species`` int32, ``action`` int8 ``[N, 5]`` (``a * 127``).
+  ``energy`` float16, ``age`` int32, ``species`` int32, ``action`` int8 ``[N, 5]`` (``a * 127``),
+  ``strategy`` uint8 (the variation strategy, an index into the ``strategy_names`` attribute, a
+  JSON list). Files written before ``strategy`` lack the column and the attribute: they read as
+  all zero, named after the world's reproduction strategy (no schema change; old readers ignore
+  both).
 
 The writer runs in SWMR mode and flushes after every frame, so a killed run leaves a file readable
 up to its last frame (open it with :func:`open_replay`, which falls back to a SWMR read).
@@ -21,10 +25,11 @@ up to its last frame (open it with :func:`open_replay`, which falls back to a SW
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +45,10 @@ TWO_PI = 2.0 * math.pi
 #: (name, dtype, per-row shape) of the agent columns
 COLUMNS: tuple[tuple[str, str, tuple[int, ...]], ...] = (
     ("id", "i8", ()), ("x", "u2", ()), ("y", "u2", ()), ("heading", "u1", ()),
-    ("energy", "f2", ()), ("age", "i4", ()), ("species", "i4", ()), ("action", "i1", (5,)))
+    ("energy", "f2", ()), ("age", "i4", ()), ("species", "i4", ()), ("action", "i1", (5,)),
+    ("strategy", "u1", ()))
+#: columns a file written before them may lack; a reader takes them as all zero
+OPTIONAL_COLUMNS = ("strategy",)
 #: rows per chunk of the agent columns. Each frame's rows start on a chunk boundary and the tail
 #: of its last chunk is zero padding (a few bytes once compressed): every chunk is written once,
 #: whole. In SWMR mode HDF5 never reuses freed space, so re-writing a growing compressed chunk at
@@ -61,6 +69,14 @@ class Frame:
     species: np.ndarray    # [N] int64
     action: np.ndarray     # [N, 5] float32 in [-1, 1]
     resource: np.ndarray   # [H, W] float32
+    #: [N] int64: the variation strategy each agent's lineage carries, an index into
+    #: ``strategy_names`` (``None`` given: all 0)
+    strategy: np.ndarray = field(default=None)  # type: ignore[assignment]
+    strategy_names: tuple[str, ...] = ("unknown",)
+
+    def __post_init__(self) -> None:
+        if self.strategy is None:
+            self.strategy = np.zeros(len(self.ids), np.int64)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -74,8 +90,21 @@ def frame_from_sim(sim: Any) -> Frame:
     def take(t: Any) -> np.ndarray:
         return t[slots].cpu().numpy()
 
+    strategy = getattr(st, "strategy", None)  # per-slot strategy index (worlds mixing strategies)
+    codes = take(strategy).astype(np.int64) if strategy is not None else np.zeros(len(slots), np.int64)
     return Frame(int(st.step), take(st.ids), take(st.pos), take(st.heading), take(st.energy),
-                 take(st.age), take(st.species), take(st.last_action), st.resource.cpu().numpy().copy())
+                 take(st.age), take(st.species), take(st.last_action), st.resource.cpu().numpy().copy(),
+                 codes, sim_strategy_names(sim))
+
+
+def sim_strategy_names(sim: Any) -> tuple[str, ...]:
+    """The names ``world.strategy`` indexes: ``sim.strategy_names``, or, in a simulation without
+    them, its one reproduction strategy."""
+    names = getattr(sim, "strategy_names", None)
+    if names:
+        return tuple(str(n) for n in names)
+    chosen = getattr(getattr(sim, "hooks", None), "chosen", None) or {}
+    return (str(chosen.get("reproduction", "unknown")),)
 
 
 # ------------------------------------------------------------------------------------ writing
@@ -88,6 +117,7 @@ def _quantise(frame: Frame, width: int, height: int, rmax: float) -> dict[str, n
         "heading": hd.astype(np.uint8), "energy": frame.energy.astype(np.float16),
         "age": np.clip(frame.age, 0, 2**31 - 1).astype(np.int32), "species": frame.species.astype(np.int32),
         "action": np.rint(np.clip(frame.action, -1.0, 1.0) * 127.0).astype(np.int8),
+        "strategy": np.clip(frame.strategy, 0, 255).astype(np.uint8),
         "resource": np.rint(np.clip(frame.resource / rmax, 0.0, 1.0) * 255.0).astype(np.uint8)}
 
 
@@ -130,6 +160,7 @@ class ReplayRecorder:
         cfg = sim.config
         self._wh = (cfg.world.width, cfg.world.height)
         self._rmax = float(cfg.resource.max)
+        self._names = sim_strategy_names(sim)
         resume = getattr(sim, "resume_step", None)
         if resume is None:
             self._create(sim)
@@ -169,7 +200,8 @@ class ReplayRecorder:
                   "every": self.every, "resource_max": self._rmax, "agent_chunk": AGENT_CHUNK,
                   "energy_max": float(cfg.agent.max_energy), "world": cfg.name, "seed": int(sim.seed),
                   "config_toml": cfg.text or "", "alife_version": alife.__version__,
-                  "action_names": np.array(["turn", "speed", "eat", "attack", "mate"], dtype="S8")})
+                  "action_names": np.array(["turn", "speed", "eat", "attack", "mate"], dtype="S8"),
+                  "strategy_names": json.dumps(list(self._names))})
         gz = {"compression": "gzip", "compression_opts": self.compression, "shuffle": True}
         fr = f.create_group("frames")
         for name in ("step", "start", "count"):
@@ -204,8 +236,13 @@ class ReplayRecorder:
         rows = -(-end // AGENT_CHUNK) * AGENT_CHUNK
         for name in ("step", "start", "count", "resource"):
             fr[name].resize(keep, axis=0)
-        for name, _, _ in COLUMNS:
+        gz = {"compression": "gzip", "compression_opts": self.compression, "shuffle": True}
+        for name, dt, shape in COLUMNS:
+            if name not in ag:  # a file from before the column: its earlier frames read as zeros
+                ag.create_dataset(name, shape=(rows, *shape), maxshape=(None, *shape), dtype=dt,
+                                  chunks=(AGENT_CHUNK, *shape), fillvalue=0, **gz)
             ag[name].resize(rows, axis=0)
+        f.attrs["strategy_names"] = json.dumps(list(getattr(self, "_names", ("unknown",))))
         f.flush()
         f.swmr_mode = True
         self.file = f
@@ -289,11 +326,31 @@ def _committed(f: h5py.File) -> int:
     """Frames whose index row, resource and agent rows are all on disk."""
     fr, ag = f["frames"], f["agents"]
     n = min(fr["step"].shape[0], fr["start"].shape[0], fr["count"].shape[0], fr["resource"].shape[0])
-    rows = min(ag[name].shape[0] for name, _, _ in COLUMNS)
+    rows = min(ag[name].shape[0] for name, _, _ in COLUMNS if name in ag or name not in OPTIONAL_COLUMNS)
     if n:
         ends = fr["start"][:n] + fr["count"][:n]
         n = int(np.searchsorted(np.maximum.accumulate(ends), rows, side="right"))
     return n
+
+
+def _strategy_names(attrs: Any, config_toml: str) -> tuple[str, ...]:
+    """The ``strategy_names`` attribute (a JSON list); in a file from before it, the reproduction
+    strategy its world file names, else ``("unknown",)``."""
+    raw = attrs.get("strategy_names")
+    if raw is not None:
+        try:
+            names = json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
+        except ValueError:
+            names = None
+        if isinstance(names, list) and names and all(isinstance(n, str) for n in names):
+            return tuple(names)
+    try:
+        import tomllib
+
+        chosen = tomllib.loads(config_toml).get("strategies", {}).get("reproduction")
+    except (ValueError, AttributeError):
+        chosen = None
+    return (chosen,) if isinstance(chosen, str) and chosen else ("unknown",)
 
 
 class Replay:
@@ -312,8 +369,10 @@ class Replay:
         self.steps = fr["step"][: self.n_frames]
         self.starts = fr["start"][: self.n_frames]
         self.counts = fr["count"][: self.n_frames]
-        self._ag = {name: f["agents"][name] for name, _, _ in COLUMNS}
+        ag = f["agents"]
+        self._ag = {name: ag[name] for name, _, _ in COLUMNS if name in ag or name not in OPTIONAL_COLUMNS}
         self._res = fr["resource"]
+        self.strategy_names = _strategy_names(a, self.config_toml)
 
     def __len__(self) -> int:
         return self.n_frames
@@ -337,7 +396,9 @@ class Replay:
                      c["heading"].astype(np.float32) * np.float32(TWO_PI / 256.0),
                      c["energy"].astype(np.float32), c["age"].astype(np.int64),
                      c["species"].astype(np.int64), c["action"].astype(np.float32) / 127.0,
-                     res.astype(np.float32) * np.float32(self.resource_max / 255.0))
+                     res.astype(np.float32) * np.float32(self.resource_max / 255.0),
+                     c["strategy"].astype(np.int64) if "strategy" in c else np.zeros(b - a, np.int64),
+                     self.strategy_names)
 
     def close(self) -> None:
         self.file.close()
