@@ -21,7 +21,7 @@ import os
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,7 +39,9 @@ FORMAT = "alife-checkpoint"
 SCHEMA = 1
 SPECIES_FIELDS = ("species_founder", "species_parent", "species_origin")
 #: arrays of the extinction policy's genome pool (see ``Simulation``), when it keeps one
-POOL_FIELDS = ("genomes", "ids", "species", "generation")
+POOL_FIELDS = ("genomes", "ids", "species", "generation", "strategy")
+#: arrays a checkpoint of an older alife may lack; they read as zeros (one strategy, index 0)
+OPTIONAL_FIELDS = ("strategy",)
 CHECKPOINT_DIR = "checkpoints"
 _NAME = re.compile(r"^step-(\d+)\.h5$")
 
@@ -53,6 +55,10 @@ class Checkpoint:
     arrays: dict[str, np.ndarray]
     rng_state: np.ndarray
     pool: dict[str, np.ndarray] | None
+    #: plugin arrays (``sim.arrays``) by name
+    plugin_arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    #: plugin state by plugin name: arrays and JSON values, as ``load_state_dict`` takes them
+    plugin_state: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def step(self) -> int:
@@ -82,6 +88,9 @@ def _metadata(sim: Simulation, run: dict[str, Any] | None) -> dict[str, Any]:
         "layout": sim.layout.to_table(),
         "totals": dict(sim.totals),
         "strategies": dict(sim.hooks.chosen),
+        "strategy_names": list(sim.strategy_names),
+        "plugin_arrays": sim.arrays.describe(),
+        "plugin_state": sorted(sim.hooks.stateful()),
         "plugins": [{"name": p.name, "origin": p.origin, "active": p.active}
                     for p in sim.hooks.plugins()],
         "versions": versions(),
@@ -121,6 +130,12 @@ def save_checkpoint(sim: Simulation, path: str | Path, run: dict[str, Any] | Non
                                  compression_opts=1, fletcher32=True)
             # checksummed, so a flipped bit in the generator state is an error, not another run
             f.create_dataset("rng", data=sim.generator.get_state().numpy(), fletcher32=True)
+            pa = f.create_group("plugin_arrays")
+            for name, arr in sim.arrays.to_numpy().items():
+                pa.create_dataset(name, data=arr, fletcher32=True)
+            ps = f.create_group("plugin_state")
+            for name, plugin in sim.hooks.stateful().items():
+                _write_state(ps.create_group(name), name, plugin.state_dict())
             pool = sim.extinction_pool_arrays()
             if pool is not None:
                 pg = f.create_group("pool")
@@ -134,6 +149,30 @@ def save_checkpoint(sim: Simulation, path: str | Path, run: dict[str, Any] | Non
         raise
     _fsync_dir(path.parent)
     return path
+
+
+def _write_state(g: Any, plugin: str, state: Any) -> None:
+    """One plugin's ``state_dict()``: arrays as datasets, everything else as one JSON attribute."""
+    if not isinstance(state, dict):
+        raise UserError(f"plugin {plugin!r}: state_dict() returned {type(state).__name__}, expected a dict")
+    rest = {}
+    for key, value in state.items():
+        if not isinstance(key, str) or not key or "/" in key or key == ".":
+            raise UserError(f"plugin {plugin!r}: state_dict() key {key!r} must be a non-empty string without '/'")
+        if isinstance(value, torch.Tensor):
+            value = value.detach().cpu().numpy()
+        if isinstance(value, np.ndarray):
+            if value.dtype.kind not in "biuf":
+                raise UserError(f"plugin {plugin!r}: state_dict()[{key!r}] is a {value.dtype} array; "
+                                "only numbers and booleans are saved")
+            g.create_dataset(key, data=value, fletcher32=True)
+        else:
+            rest[key] = value
+    try:
+        g.attrs["json"] = json.dumps(rest, allow_nan=True)
+    except (TypeError, ValueError) as e:
+        raise UserError(f"plugin {plugin!r}: state_dict() holds a value that is neither an array nor "
+                        f"JSON ({e}); no pickles are written") from None
 
 
 def _fsync_dir(d: Path) -> None:
@@ -213,11 +252,14 @@ def _read(path: Path, f: Any) -> Checkpoint:
         raise _bad(path, "checkpoint lacks its 'state' group or 'rng' array (truncated?)")
     g = f["state"]
     arrays: dict[str, np.ndarray] = {}
+    cap, gsize = int(meta["capacity"]), int(meta["genome_size"])
     for name in SLOT_FIELDS + SPECIES_FIELDS + ("resource",):
         if name not in g:
+            if name in OPTIONAL_FIELDS:
+                arrays[name] = np.zeros(cap, np.int16)
+                continue
             raise _bad(path, f"checkpoint lacks the array state/{name}")
         arrays[name] = np.asarray(g[name][()])
-    cap, gsize = int(meta["capacity"]), int(meta["genome_size"])
     for name in SLOT_FIELDS:
         if arrays[name].shape[:1] != (cap,):
             raise _bad(path, f"array state/{name} has shape {arrays[name].shape}, expected {cap} slots")
@@ -231,8 +273,21 @@ def _read(path: Path, f: Any) -> Checkpoint:
         raise _bad(path, f"generator state must be a uint8 vector, got {rng.dtype} {rng.shape}")
     pool = None
     if "pool" in f:
-        pool = {name: np.asarray(f["pool"][name][()]) for name in POOL_FIELDS}
-    return Checkpoint(path, meta, arrays, rng, pool)
+        pool = {name: np.asarray(f["pool"][name][()]) for name in POOL_FIELDS
+                if name in f["pool"] or name not in OPTIONAL_FIELDS}
+    plugin_arrays = {name: np.asarray(d[()]) for name, d in f["plugin_arrays"].items()} if "plugin_arrays" in f else {}
+    plugin_state: dict[str, dict[str, Any]] = {}
+    if "plugin_state" in f:
+        for name, pg in f["plugin_state"].items():
+            try:
+                state = json.loads(pg.attrs.get("json", "{}"))
+            except (TypeError, ValueError) as e:
+                raise _bad(path, f"plugin_state/{name}: state is not valid JSON ({_reason(e)})") from None
+            if not isinstance(state, dict):
+                raise _bad(path, f"plugin_state/{name}: state must be a JSON object")
+            state.update({k: np.asarray(d[()]) for k, d in pg.items()})
+            plugin_state[name] = state
+    return Checkpoint(path, meta, arrays, rng, pool, plugin_arrays, plugin_state)
 
 
 # ---------------------------------------------------------------------------------------- restoring
@@ -266,8 +321,9 @@ def restore(ckpt: Checkpoint, *, device: str | None = None, plugins: Iterable[An
         extra += list(plugin_factory(cfg))
 
     def _overwrite(sim: Simulation) -> None:
-        if Layout.from_table(meta["layout"]) != sim.layout:
-            raise _bad(path, "the checkpoint's genome layout does not match this alife's layout for its world")
+        saved_layout = Layout.from_table(meta["layout"])
+        if saved_layout != sim.layout:
+            raise _bad(path, f"the checkpoint's genome layout does not match this run's: {_layout_diff(saved_layout, sim.layout)}")
         st = sim.world
         if st.capacity != int(meta["capacity"]) or sim.layout.size != int(meta["genome_size"]):
             raise _bad(path, "the checkpoint's capacity or genome size does not match its world config")
@@ -293,11 +349,57 @@ def restore(ckpt: Checkpoint, *, device: str | None = None, plugins: Iterable[An
         for k in list(sim.totals):
             sim.totals[k] = int(totals.get(k, 0))
         sim.restore_extinction_pool(ckpt.pool)
+        if int(st.strategy.max()) >= len(sim.strategy_names) or int(st.strategy.min()) < 0:
+            raise _bad(path, f"state/strategy holds codes outside the run's {len(sim.strategy_names)} strategies")
+        sim.arrays.n_species = int(st.species_origin.shape[0])
+        try:
+            sim.arrays.load(ckpt.plugin_arrays, meta.get("plugin_arrays", []), str(path))
+        except (ValueError, TypeError) as e:
+            raise _bad(path, str(e)) from None
+        _restore_plugin_state(sim, ckpt)
+        sim.recount_species()
         sim.resume_step = int(meta["step"])
 
     return Simulation(cfg, device=dev, plugins=extra, modules=modules,
                       plugins_dirs=plugins_dirs, blocked=blocked, run_dir=run_dir,
                       before_start=_overwrite)
+
+
+def _layout_diff(saved: Any, now: Any) -> str:
+    """The first tensor in which two layouts differ, named."""
+    a = {e.key: e for e in saved.entries}
+    b = {e.key: e for e in now.entries}
+    for key in list(a) + [k for k in b if k not in a]:
+        if key not in b:
+            return f"it has genome tensor {key!r}, which this run's plugins do not add"
+        if key not in a:
+            return f"this run adds genome tensor {key!r}, which it lacks"
+        if a[key] != b[key]:
+            return (f"genome tensor {key!r} is {list(a[key].shape)} at offset {a[key].offset} there, "
+                    f"{list(b[key].shape)} at offset {b[key].offset} here")
+    return "the tensors are in another order"
+
+
+def _restore_plugin_state(sim: Simulation, ckpt: Checkpoint) -> None:
+    """Give every stateful plugin its saved state; refuse a checkpoint that lacks the state of a
+    plugin whose state is not empty, or holds state for a plugin that is not loaded."""
+    path = ckpt.path
+    live = sim.hooks.stateful()
+    saved = ckpt.plugin_state
+    for name, plugin in live.items():
+        if name not in saved:
+            if plugin.state_dict():
+                raise _bad(path, f"it holds no state for plugin {name!r}, which keeps state in this run "
+                                 "(the run was saved without that plugin?)")
+            continue
+        try:
+            plugin.load_state_dict(saved[name])
+        except Exception as e:  # a plugin's own check: name it
+            raise _bad(path, f"plugin {name!r} refused its saved state: {type(e).__name__}: {e}") from None
+    orphans = [n for n, st in saved.items() if n not in live and st]
+    if orphans:
+        raise _bad(path, f"it holds state for plugin(s) {', '.join(map(repr, sorted(orphans)))}, which this run "
+                         "does not load; load them (-p, --plugins-dir, the world's plugins) to resume")
 
 
 def load_checkpoint(path: str | Path, **kwargs: Any) -> Simulation:

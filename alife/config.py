@@ -36,6 +36,10 @@ def _f(default: Any, doc: str, *, lo: float | None = None, hi: float | None = No
     return field(default=default, metadata=meta)
 
 
+#: the public name of :func:`_f`, for a strategy's ``Params`` dataclass
+setting = _f
+
+
 @dataclass
 class WorldSection:
     """Geometry and memory bounds of the persistent world."""
@@ -139,7 +143,9 @@ class TaskSection:
     max_episode_steps: int = _f(0, "cap on episode length (0: the env's own limit)", lo=0, hi=1 << 30)
 
 
-ROLES = ("selection", "reproduction", "mutation", "mating", "interaction")
+ROLES = ("selection", "reproduction", "mutation", "mating", "interaction", "speciation")
+#: the roles a world may give to several strategies at once (``[mixture]``)
+MIXABLE_ROLES = ("reproduction", "mutation")
 
 
 @dataclass
@@ -151,6 +157,23 @@ class StrategiesSection:
     mutation: str = _f("gaussian", "how a genome is varied")
     mating: str = _f("compatibility", "whether two agents accept each other")
     interaction: str = _f("predation", "what an attack does")
+    speciation: str = _f("kin-drift", "which species a child belongs to, and when it founds one")
+
+
+@dataclass
+class MixtureSection:
+    """Several strategies for one variation role in one world, competing by lineage.
+
+    Every agent carries a heritable strategy (``sim.world.strategy``, an index into
+    ``strategies``); initial agents get them in proportion to ``shares``, a child takes its first
+    parent's (switching to another at random with probability ``switch_rate``), and the
+    reproduction phase calls each strategy once per step for its own lineages' children.
+    """
+
+    role: str = _f("mutation", "the role the strategies share", choices=MIXABLE_ROLES)
+    strategies: list = _f(None, "strategy names (at least two, each offered by a loaded plugin)", factory=list)
+    shares: list = _f(None, "initial share of each strategy (same length; normalised); empty: equal shares", factory=list)
+    switch_rate: float = _f(0.0, "probability that a child takes another strategy than its parent's", lo=0.0, hi=1.0)
 
 
 @dataclass
@@ -168,6 +191,7 @@ class WorldConfig:
     mutation: MutationSection = field(default_factory=MutationSection)
     strategies: StrategiesSection = field(default_factory=StrategiesSection)
     plugin: dict = _f(None, "per-plugin settings tables, `[plugin.<name>]`, read by the plugins", factory=dict)
+    mixture: MixtureSection | None = field(default=None, metadata={"doc": "several strategies for one variation role, competing by lineage; absent: one strategy per role"})
     task: TaskSection | None = field(default=None, metadata={"doc": "generational mode on a gymnasium task; absent: ecology mode"})
     source: str = field(default="<defaults>", metadata={"internal": True})
     text: str = field(default="", metadata={"internal": True})
@@ -257,18 +281,35 @@ def _cross_checks(cfg: WorldConfig) -> None:
     for k, v in cfg.plugin.items():
         if not isinstance(v, dict):
             raise ConfigError(s, f"plugin.{k}", f"expected a table [plugin.{k}], got {v!r}")
+    mx = cfg.mixture
+    if mx is not None:
+        names = mx.strategies
+        if len(names) < 2 or not all(isinstance(n, str) and n for n in names):
+            raise ConfigError(s, "mixture.strategies", f"expected at least two strategy names, got {names!r}")
+        if len(set(names)) != len(names):
+            raise ConfigError(s, "mixture.strategies", f"a strategy is named twice in {names!r}")
+        if len(names) > 64:
+            raise ConfigError(s, "mixture.strategies", f"at most 64 strategies, got {len(names)}")
+        if mx.shares:
+            ok = len(mx.shares) == len(names) and all(
+                isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x) and x >= 0 for x in mx.shares)
+            if not ok or sum(mx.shares) <= 0:
+                raise ConfigError(s, "mixture.shares", f"expected {len(names)} non-negative numbers with a positive sum, got {mx.shares!r}")
+        if cfg.task is not None:
+            raise ConfigError(s, "mixture", "strategies mixed per lineage run in the persistent world only, not with a [task] table")
 
 
 def check_memory(cfg: WorldConfig, genome_size: int, available: int | None = None,
-                 policy_size: int = 0) -> None:
+                 policy_size: int = 0, extra_slot_bytes: int = 0) -> None:
     """Refuse a world whose arrays cannot fit in memory, before allocating them.
 
     ``policy_size``: floats per slot of the CPU policy pass's transposed copy (at most this many).
+    ``extra_slot_bytes``: bytes per slot of the arrays plugins registered (``sim.arrays``).
     ``available`` defaults to the machine's available memory (``MemAvailable`` on Linux; no check
     where that cannot be read)."""
     w = cfg.world
     # genome row, policy copy, the other slot arrays, the observation row and the kernels' scratch
-    slot_bytes = (genome_size + policy_size) * 4 + 220
+    slot_bytes = (genome_size + policy_size) * 4 + 222 + extra_slot_bytes
     need = w.capacity * slot_bytes + w.width * w.height * 12  # the field and a float64 scratch
     if available is None:
         available = _available_memory()

@@ -37,6 +37,26 @@ def obs_names(tag_dim: int) -> tuple[str, ...]:
 
 
 @dataclass(frozen=True)
+class GenomeTensor:
+    """A heritable tensor a plugin adds to a genome segment (hook ``alife_genome_tensors``).
+
+    It is placed after the segment's own tensors, mutated and crossed over with that segment
+    (through the layout, like every tensor), stored in checkpoints and ``lineage.h5`` as part of
+    the layout table. Initial value: ``init`` plus ``N(0, init_std^2)`` noise per entry.
+    """
+
+    segment: str
+    name: str
+    shape: tuple[int, ...]
+    init: float = 0.0
+    init_std: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return f"{self.segment}.{self.name}"
+
+
+@dataclass(frozen=True)
 class Entry:
     segment: str
     name: str
@@ -55,7 +75,10 @@ class Entry:
 class Layout:
     """The table that gives a flat genome its meaning."""
 
-    def __init__(self, spec: list[tuple[str, str, tuple[int, ...]]]):
+    def __init__(self, spec: list[tuple[str, str, tuple[int, ...]]],
+                 init: dict[str, tuple[float, float]] | None = None):
+        #: ``key -> (init, init_std)`` of the tensors plugins added (:class:`GenomeTensor`)
+        self.init: dict[str, tuple[float, float]] = dict(init or {})
         entries, off = [], 0
         for seg, name, shape in spec:
             if seg not in SEGMENTS:
@@ -119,13 +142,39 @@ class Layout:
         return f"Layout(size={self.size}: {rows})"
 
 
-def make_layout(brain: BrainSection, n_obs: int | None = None, n_act: int | None = None) -> Layout:
-    """The standard three-network layout for a brain config."""
+def make_layout(brain: BrainSection, n_obs: int | None = None, n_act: int | None = None,
+                extra: tuple[GenomeTensor, ...] | list[GenomeTensor] = ()) -> Layout:
+    """The standard three-network layout for a brain config, plus the heritable tensors plugins
+    add (``extra``), each placed after the last tensor of its segment, in the order given."""
     n_obs = len(obs_names(brain.tag_dim)) if n_obs is None else n_obs
     n_act = len(ACTIONS) if n_act is None else n_act
+    base = _standard_spec(brain, n_obs, n_act)
+    return extend_spec(base, extra)
+
+
+def extend_spec(base: list[tuple[str, str, tuple[int, ...]]],
+                extra: tuple[GenomeTensor, ...] | list[GenomeTensor] = ()) -> Layout:
+    """A layout of ``base`` with the tensors ``extra`` inserted at the end of their segments."""
+    keys = {f"{seg}.{name}" for seg, name, _ in base}
+    spec = list(base)
+    for t in extra:
+        if t.segment not in SEGMENTS:
+            raise ValueError(f"genome tensor {t.key!r}: unknown segment {t.segment!r}; segments are {list(SEGMENTS)}")
+        if t.key in keys:
+            raise ValueError(f"genome tensor {t.key!r} is declared twice (or clashes with a built-in tensor)")
+        shape = tuple(int(d) for d in t.shape)
+        if not shape or any(d < 1 for d in shape) or math.prod(shape) > 1 << 24:
+            raise ValueError(f"genome tensor {t.key!r}: shape {list(t.shape)} must be positive sizes, at most 2^24 entries")
+        last = max(i for i, (seg, _, _) in enumerate(spec) if seg == t.segment)
+        spec.insert(last + 1, (t.segment, t.name, shape))
+        keys.add(t.key)
+    return Layout(spec, {t.key: (float(t.init), float(t.init_std)) for t in extra})
+
+
+def _standard_spec(brain: BrainSection, n_obs: int, n_act: int) -> list[tuple[str, str, tuple[int, ...]]]:
     h, t, hc, hm = brain.hidden, brain.tag_dim, brain.compat_hidden, brain.mutator_hidden
     nf = len(MUTATOR_FEATURES)
-    return Layout([
+    return [
         ("policy", "w1", (h, n_obs)), ("policy", "b1", (h,)),
         ("policy", "w2", (n_act, h)), ("policy", "b2", (n_act,)),
         # one heritable log step size per segment; the learned mutator net beside it
@@ -135,7 +184,7 @@ def make_layout(brain: BrainSection, n_obs: int | None = None, n_act: int | None
         ("compatibility", "tag", (t,)),
         ("compatibility", "w1", (hc, 2 * t)), ("compatibility", "b1", (hc,)),
         ("compatibility", "w2", (1, hc)), ("compatibility", "b2", (1,)),
-    ])
+    ]
 
 
 def init_genomes(layout: Layout, n: int, brain: BrainSection, sigma_init: float,
@@ -144,7 +193,12 @@ def init_genomes(layout: Layout, n: int, brain: BrainSection, sigma_init: float,
     g = torch.zeros(n, layout.size, dtype=torch.float32, device=device)
     for e in layout.entries:
         sl = g[:, e.offset:e.offset + e.size]
-        if e.name == "log_sigma":
+        if e.key in layout.init:
+            init, std = layout.init[e.key]
+            sl.fill_(init)
+            if std > 0:
+                sl.add_(torch.randn(n, e.size, generator=generator, device=device) * std)
+        elif e.name == "log_sigma":
             sl.fill_(math.log(sigma_init))
         elif e.name == "tag":
             sl.copy_(torch.randn(n, e.size, generator=generator, device=device) * 0.5)

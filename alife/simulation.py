@@ -18,12 +18,11 @@ import torch
 
 from alife import config as config_mod
 from alife.config import WorldConfig
-from alife.events import CAUSE_CODE, CAUSES, Births, Deaths
+from alife.events import CAUSE_CODE, CAUSES, Births, Deaths, Fitness
 from alife.genome import ACTIONS, init_genomes, make_layout, mlp_forward, obs_names, policy_params
-from alife.plugins.manager import PluginManager, build_manager
+from alife.plugins.manager import PluginError, PluginManager, build_manager
 from alife.strategies import kernels as SK
-from alife.strategies import mating, mutation, reproduction, selection
-from alife.strategies.kernels import strays_cpu
+from alife.world.arrays import PluginArrays
 from alife.world.brain_cpu import PolicyCPU
 from alife.world.kernels import (
     HAVE_NUMBA,
@@ -54,9 +53,11 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
-#: role -> the built-in function that :meth:`Simulation._reproduce_fused` stands in for
-_BUILTIN_ROLES = {"selection": selection.alife_select_parents, "mating": mating.alife_mate,
-                  "reproduction": reproduction.alife_reproduce, "mutation": mutation.alife_mutate}
+#: role -> the ``fused_kernel`` mark of the built-in strategy :meth:`Simulation._reproduce_fused`
+#: stands in for (the strategies carry the mark; the engine imports none of them)
+_FUSED_ROLES = {"selection": "selection:energy-threshold", "mating": "mating:compatibility",
+                "reproduction": "reproduction:crossover-mutate", "mutation": "mutation:gaussian",
+                "speciation": "speciation:kin-drift"}
 
 
 def _ix_torch(t: torch.Tensor, idx: torch.Tensor | None) -> torch.Tensor:
@@ -105,20 +106,30 @@ class Simulation:
         self.resume_step: int | None = None
         self.device = resolve_device(device if device is not None else cfg.device)
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
-        self.layout = make_layout(cfg.brain)
+        self.hooks: PluginManager = build_manager(
+            cfg.strategies, world_plugins=cfg.plugins, world_base_dir=cfg.base_dir,
+            world_source=cfg.source, modules=list(modules), plugins_dirs=list(plugins_dirs),
+            blocked=list(blocked), extra=list(plugins), mixture=cfg.mixture)
+        try:
+            self.layout = make_layout(cfg.brain, extra=self.hooks.genome_tensors(cfg))
+        except ValueError as e:
+            raise PluginError(f"alife_genome_tensors: {e}") from None
         config_mod.check_memory(cfg, self.layout.size, policy_size=policy_params(self.layout))
         self.segment_index = self.layout.segment_index().to(self.device)
         self.tensor_index = self.layout.tensor_index().to(self.device)
         self.obs_names = obs_names(cfg.brain.tag_dim)
         self.n_obs, self.n_act = len(self.obs_names), len(ACTIONS)
         self.policy_params = policy_params(self.layout)
-        self.hooks: PluginManager = build_manager(
-            cfg.strategies, world_plugins=cfg.plugins, world_base_dir=cfg.base_dir,
-            world_source=cfg.source, modules=list(modules), plugins_dirs=list(plugins_dirs),
-            blocked=list(blocked), extra=list(plugins))
+        #: the variation strategies lineages carry (``world.strategy`` indexes it): a ``[mixture]``'s
+        #: strategies, or the one reproduction strategy
+        self.mixed_role: str | None = cfg.mixture.role if cfg.mixture is not None else None
+        self.strategy_names: tuple[str, ...] = (
+            self.hooks.mix[self.mixed_role] if self.mixed_role else (self.hooks.chosen["reproduction"],))
         w = cfg.world
         self.world = WorldState(w.capacity, self.layout.size, self.n_act, w.width, w.height,
                                 cfg.brain.tag_dim, self.device)
+        #: per-slot and per-species arrays plugins register (``alife_setup``)
+        self.arrays = PluginArrays(w.capacity, self.device)
         self.grid = NeighbourGrid(w.width, w.height, cfg.agent.sense_radius,
                                   w.max_neighbours_per_cell, self.device)
         self._obs = torch.zeros(w.capacity, self.n_obs, device=self.device)
@@ -133,6 +144,12 @@ class Simulation:
         self._step_start = self.hooks.has_impls("alife_step_start")
         self._sensed: tuple | None = None
         self._regrowth = self.hooks.has_impls("alife_resource_regrowth")
+        self._fitness = self.hooks.has_impls("alife_fitness")
+        self._species_born = self.hooks.has_impls("alife_species_born")
+        self._species_extinct = self.hooks.has_impls("alife_species_extinct")
+        #: living members per species (numpy); species whose members died this step
+        self._species_live = np.zeros(0, np.int64)
+        self._dead_species: np.ndarray | None = None
         self._closed = False
         self._started = time.perf_counter()
         self._init_extinction_pool()
@@ -161,6 +178,10 @@ class Simulation:
             [gr.gx, gr.gy, gr.cw, gr.ch, gr.w, gr.h, ag.sense_radius ** 2, cfg.resource.max,
              ag.sense_radius, ag.max_energy, ag.max_age, LOOK], dtype=np.float32)
         self._cause_codes = tuple(CAUSE_CODE[c] for c in ("invalid", "eaten", "starved", "old_age"))
+        self.hooks.setup(self)
+        if len(self.arrays):
+            config_mod.check_memory(cfg, self.layout.size, policy_size=self.policy_params,
+                                    extra_slot_bytes=self.arrays.slot_bytes())
         self._populate()
         if before_start is not None:
             before_start(self)
@@ -190,6 +211,53 @@ class Simulation:
         st.species[sl] = species
         st.genomes[sl] = genomes
         st.hw, st.next_id = n, n
+        self.arrays.new_species(torch.full((k,), -1, dtype=torch.int64, device=dev), k)
+        self._assign_strategies(sl, n)
+        self.recount_species()
+
+    def _assign_strategies(self, sl: slice, n: int) -> None:
+        """Initial agents of a ``[mixture]`` world get strategies in proportion to its shares, at
+        random (one seeded permutation)."""
+        mx = self.config.mixture
+        if mx is None or n == 0:
+            return
+        m = len(mx.strategies)
+        shares = np.asarray(mx.shares if mx.shares else [1.0] * m, dtype=np.float64)
+        counts = np.floor(shares / shares.sum() * n).astype(np.int64)
+        counts[np.argsort(-(shares / shares.sum() * n - counts), kind="stable")[: n - counts.sum()]] += 1
+        codes = torch.from_numpy(np.repeat(np.arange(m, dtype=np.int16), counts)).to(self.device)
+        perm = torch.randperm(n, generator=self.generator, device=self.device)
+        self.world.strategy[sl] = codes[perm]
+
+    def recount_species(self) -> None:
+        """Recount the living members of each species (after set-up or a restore)."""
+        st = self.world
+        n_sp = int(st.species_origin.shape[0])
+        sp = st.species[: st.hw][st.alive[: st.hw]].cpu().numpy()
+        self._species_live = np.bincount(sp, minlength=n_sp).astype(np.int64)
+
+    def new_species(self, founder_tags: torch.Tensor, parent_species: torch.Tensor, step: int) -> torch.Tensor:
+        """Found species (for a speciation strategy): append them to the species table, grow the
+        per-species arrays, fire ``alife_species_born``; returns their ids."""
+        st = self.world
+        ids = st.add_species(founder_tags, parent_species, step)
+        total = int(st.species_origin.shape[0])
+        self.arrays.new_species(parent_species, total)
+        self._species_live = np.concatenate([self._species_live, np.zeros(total - self._species_live.shape[0], np.int64)])
+        if self._species_born:
+            self.hooks.species_born(self, ids.cpu().numpy(), parent_species.cpu().numpy(), step)
+        return ids
+
+    def population_by_strategy(self) -> dict[str, int]:
+        """Living agents per variation strategy (``strategy_names``)."""
+        st = self.world
+        codes = st.strategy[: st.hw][st.alive[: st.hw]].cpu().numpy()
+        counts = np.bincount(codes.astype(np.int64), minlength=len(self.strategy_names))
+        return {name: int(c) for name, c in zip(self.strategy_names, counts, strict=False)}
+
+    def behaviour(self, slots: torch.Tensor) -> torch.Tensor:
+        """The behaviour characterisation of the agents in ``slots`` (hook ``alife_behaviour``)."""
+        return self.hooks.behaviour(self, slots)
 
     # ------------------------------------------------------------------ public API
     @property
@@ -335,13 +403,24 @@ class Simulation:
             live = st.alive[:n].nonzero().squeeze(1)
             act = st.last_action[:n]
             self.hooks.learn(self, live, obs[live], act[live], (energy - energy_before)[live])
-            self._bad_genome[live] = ~torch.isfinite(st.genomes[live]).all(1)
+            # the plugin may have written through .data (no version bump): re-read its rows
+            rows = st.genomes[live]
+            self._bad_genome[live] = ~torch.isfinite(rows).all(1)
+            if self._policy_cpu is not None:
+                self._policy_cpu.put(live.numpy(), rows.numpy())
 
         # reproduction
         self._reproduce(nb, dist, step)
 
         if st.hw == 0 and cfg.world.extinction != "stop":
             self._refill(step)
+
+        # species that lost their last member
+        dead_sp, self._dead_species = self._dead_species, None
+        if dead_sp is not None and self._species_extinct:
+            gone = dead_sp[self._species_live[dead_sp] == 0]
+            if gone.size:
+                self.hooks.species_extinct(self, gone, step)
 
         # record
         st.step += 1
@@ -480,6 +559,13 @@ class Simulation:
         deaths = Deaths(step, ids, slots_np, cause_np)
         self.last_deaths = deaths
         self.hooks.agents_died(self, deaths)
+        if self._fitness:
+            self.hooks.fitness(self, Fitness(
+                step, ids, slots_np, st.lifetime_energy[slots].cpu().numpy().astype(np.float64),
+                st.children[slots].cpu().numpy(), "world"))
+        sp = st.np.species[slots_np] if self._cpu else st.species[slots].cpu().numpy()
+        np.subtract.at(self._species_live, sp, 1)
+        self._dead_species = np.unique(sp)
         counts = np.bincount(cause_np, minlength=len(CAUSES))
         for c, name in enumerate(CAUSES):
             self.totals[f"deaths_{name}"] += int(counts[c])
@@ -504,7 +590,9 @@ class Simulation:
     def _builtin_reproduction(self) -> bool:
         """Whether the four reproduction roles are played by the built-in strategies alone (no
         other implementation, no wrapper): then the CPU runs them fused."""
-        return self._cpu and all(self.hooks.role_function(r) is f for r, f in _BUILTIN_ROLES.items())
+        return self._cpu and self.mixed_role is None and all(
+            getattr(getattr(self.hooks.role_function(r), "__self__", None), "fused_kernel", None) == mark
+            for r, mark in _FUSED_ROLES.items())
 
     def _reproduce(self, nb: torch.Tensor, dist: torch.Tensor, step: int) -> None:
         st, a, dev, g = self.world, self.config.agent, self.device, self.generator
@@ -528,6 +616,7 @@ class Simulation:
         k = parents.numel()
         if k == 0:
             return
+        self._check_parents(parents, partners)
         two = ix(partners >= 0, None)
         if two.numel():
             ok = self.hooks.mate(self, ix(parents, two), ix(partners, two))
@@ -547,7 +636,7 @@ class Simulation:
         child = self.hooks.reproduce(self, parents, partners)
         jitter = torch.randn(k, 2, generator=g, device=dev)
         turn = torch.rand(k, generator=g, device=dev)
-        species = self._speciate(child, ix(st.species, parents), step)
+        species = self.hooks.speciate(self, child, ix(st.species, parents).clone(), step)
         first_id = st.next_id
         pay = a.child_energy + a.birth_cost
         if self._cpu:
@@ -558,18 +647,74 @@ class Simulation:
             self._policy_cpu.put(free_np, child_np)  # the kernel wrote genomes behind torch's back
         else:
             self._place_children(free, parents, partners, child, jitter, turn, species, pay)
-        self._announce_births(step, first_id, free.cpu().numpy(), ix(st.parents, free).cpu().numpy(),
-                              species.cpu().numpy())
+        self._announce_births(step, first_id, free, parents, partners, species)
 
-    def _announce_births(self, step: int, first_id: int, free: np.ndarray, parent_ids: np.ndarray,
-                         species: np.ndarray) -> None:
-        st, k = self.world, free.shape[0]
+    def _check_parents(self, parents: torch.Tensor, partners: torch.Tensor) -> None:
+        """The selection role's answer must name living agents (partners: another living agent
+        or -1) whose energy pays for every child they parent (see ``alife_select_parents``)."""
+        st, a = self.world, self.config.agent
+        n = st.hw
+        pa, pb = parents.cpu().numpy(), partners.cpu().numpy()
+        alive = st.alive[:n].cpu().numpy()
+        what = None
+        if pa.min() < 0 or pa.max() >= n:
+            what = f"parent slot {int(pa[(pa < 0) | (pa >= n)][0])} outside the world's slots [0, {n})"
+        elif pb.min() < -1 or pb.max() >= n:
+            what = f"partner slot {int(pb[(pb < -1) | (pb >= n)][0])} outside [-1, {n})"
+        elif not alive[pa].all():
+            what = f"slot {int(pa[~alive[pa]][0])} as a parent, but no agent lives there"
+        elif (pb >= 0).any() and not alive[pb[pb >= 0]].all():
+            what = f"slot {int(pb[pb >= 0][~alive[pb[pb >= 0]]][0])} as a partner, but no agent lives there"
+        elif (pa == pb).any():
+            what = f"slot {int(pa[pa == pb][0])} as its own partner"
+        else:
+            need = np.bincount(pa, minlength=n) * (a.child_energy + a.birth_cost)
+            have = st.energy[:n].cpu().numpy()
+            short = np.flatnonzero((need > 0) & (need > have))
+            if short.size:
+                c = short[0]
+                what = (f"slot {int(c)} as the first parent of {int(need[c] / (a.child_energy + a.birth_cost))} "
+                        f"child(ren), which cost {float(need[c]):.3g} energy (child_energy + birth_cost each), "
+                        f"but it has {float(have[c]):.3g}")
+        if what is not None:
+            self.hooks.bad_result("selection", f"it chose {what}")
+
+    def _announce_births(self, step: int, first_id: int, free: torch.Tensor | np.ndarray,
+                         parents: torch.Tensor | np.ndarray, partners: torch.Tensor | np.ndarray,
+                         species: torch.Tensor | np.ndarray) -> None:
+        """After the children are placed: their plugin arrays and strategies, species counts,
+        counters, and the ``alife_agents_born`` event."""
+        st = self.world
+        t = (lambda x: torch.as_tensor(x, device=self.device))  # noqa: E731
+        free_t, par_t, prt_t = t(free), t(parents), t(partners)
+        free = free_t.cpu().numpy()
+        species = species.cpu().numpy() if isinstance(species, torch.Tensor) else species
+        k = free.shape[0]
+        if len(self.arrays):
+            self.arrays.births(free_t, par_t, prt_t)
+        codes = None
+        if self.mixed_role is not None:
+            codes_t = st.strategy[par_t]
+            rate, m = self.config.mixture.switch_rate, len(self.strategy_names)
+            if rate > 0:
+                switch = torch.rand(k, generator=self.generator, device=self.device) < rate
+                other = (codes_t.long() + torch.randint(1, m, (k,), generator=self.generator, device=self.device)) % m
+                codes_t = torch.where(switch, other.to(codes_t.dtype), codes_t)
+            st.strategy[free_t] = codes_t
+            codes = codes_t.cpu().numpy()
+        elif not self._cpu:
+            st.strategy[free_t] = 0
+        else:
+            st.np.strategy[free] = 0
+        np.add.at(self._species_live, species, 1)
+        parent_ids = st.np.parents[free] if self._cpu else st.parents[free_t].cpu().numpy()
         st.next_id += k
         st.hw = max(st.hw, int(free[-1]) + 1)
         self.stats["births"] = k
         self.totals["births"] += k
         births = Births(step, np.arange(first_id, first_id + k), free, parent_ids, species,
-                        self.hooks.chosen["reproduction"])
+                        self.hooks.chosen["reproduction"], codes, self.strategy_names if codes is not None else (),
+                        np.stack([par_t.cpu().numpy(), prt_t.cpu().numpy()], axis=1))
         self.last_births = births
         self.hooks.agents_born(self, births)
 
@@ -618,12 +763,12 @@ class Simulation:
         if n_new:
             idx = np.flatnonzero(strays)
             tags = torch.from_numpy(child[idx, t.offset:t.offset + t.size].copy())
-            species[idx] = st.add_species(tags, torch.from_numpy(species[idx]), step).numpy()
+            species[idx] = self.new_species(tags, torch.from_numpy(species[idx]), step).numpy()
         first_id = st.next_id
         place_children_cpu(st, free, parents, partners, child, jitter, turn, species,
                            self._bad_genome.numpy(), child_energy=a.child_energy, pay=a.child_energy + a.birth_cost)
         self._policy_cpu.put(free, child)
-        self._announce_births(step, first_id, free, v.parents[free], species)
+        self._announce_births(step, first_id, free, parents, partners, species)
 
     def _place_children(self, free: torch.Tensor, parents: torch.Tensor, partners: torch.Tensor,
                         child: torch.Tensor, jitter: torch.Tensor, turn: torch.Tensor,
@@ -655,25 +800,6 @@ class Simulation:
         st.species[free] = species
         st.alive[free] = True
 
-    def _speciate(self, child: torch.Tensor, parent_species: torch.Tensor, step: int) -> torch.Tensor:
-        """A child whose kin tag strays past ``species_threshold`` from its species' founder
-        founds a new species."""
-        st = self.world
-        threshold = self.config.mutation.species_threshold
-        if self._cpu and child.is_contiguous():
-            new, n_new = strays_cpu(child, self.layout["compatibility.tag"].offset,
-                                    st.species_founder, parent_species, threshold)
-        else:
-            tags = self.layout.view(child, "compatibility.tag")
-            new = (tags - st.species_founder[parent_species]).norm(dim=1) > threshold
-            n_new = int(new.sum())
-        species = parent_species  # a gathered copy, the caller's to change
-        if n_new:
-            tags = self.layout.view(child, "compatibility.tag")
-            idx = new.nonzero().squeeze(1)
-            species[idx] = st.add_species(tags[idx].clone(), parent_species[idx], step)
-        return species
-
     # ------------------------------------------------------------------ extinction policy
     def _init_extinction_pool(self) -> None:
         """``[world] extinction = "reseed"`` keeps the genomes of the last ``initial_agents`` agents
@@ -686,7 +812,8 @@ class Simulation:
             self._pool = {"genomes": torch.zeros(b, self.layout.size, device=dev),
                           "ids": torch.full((b,), -1, dtype=torch.int64, device=dev),
                           "species": torch.zeros(b, dtype=torch.int64, device=dev),
-                          "generation": torch.zeros(b, dtype=torch.int64, device=dev)}
+                          "generation": torch.zeros(b, dtype=torch.int64, device=dev),
+                          "strategy": torch.zeros(b, dtype=torch.int16, device=dev)}
 
     def _remember(self, slots: torch.Tensor) -> None:
         assert self._pool is not None
@@ -696,7 +823,7 @@ class Simulation:
         if m == 0:
             return
         at = (self._pool_pos + torch.arange(m, device=self.device)) % b
-        for name in ("genomes", "ids", "species", "generation"):
+        for name in ("genomes", "ids", "species", "generation", "strategy"):
             self._pool[name][at] = getattr(st, name)[slots]
         self._pool_pos = (self._pool_pos + m) % b
         self._pool_n = min(b, self._pool_n + m)
@@ -724,6 +851,9 @@ class Simulation:
             return
         m = min(b, len(arrays["ids"]))
         for k, v in self._pool.items():
+            if k not in arrays:  # a checkpoint from before strategies were mixed: all strategy 0
+                v.zero_()
+                continue
             v[:m] = torch.from_numpy(np.asarray(arrays[k])[-m:] if m else np.asarray(arrays[k])[:0]).to(v)
         self._pool_n, self._pool_pos = m, m % b
 
@@ -741,18 +871,20 @@ class Simulation:
             parent = self._pool["ids"][rows].clone()
             species = self._pool["species"][rows].clone()
             generation = self._pool["generation"][rows] + 1
+            strategy = self._pool["strategy"][rows].clone()
             how = "extinction-reseed"
         else:
             genomes = init_genomes(self.layout, n, cfg.brain, cfg.mutation.sigma_init, g, dev)
             k = min(w.initial_species, n)
             founders = torch.randn(k, cfg.brain.tag_dim, generator=g, device=dev)
-            first = st.add_species(founders, torch.full((k,), -1, dtype=torch.int64, device=dev), step)
+            first = self.new_species(founders, torch.full((k,), -1, dtype=torch.int64, device=dev), step)
             species = first[torch.arange(n, device=dev) % k]
             tags = self.layout.view(genomes, "compatibility.tag")
             tags.copy_(founders[torch.arange(n, device=dev) % k]
                        + 0.05 * torch.randn(tags.shape, generator=g, device=dev))
             parent = torch.full((n,), -1, dtype=torch.int64, device=dev)
             generation = torch.zeros(n, dtype=torch.int64, device=dev)
+            strategy = None
             how = "extinction-inject"
         sl = slice(0, n)
         ids = torch.arange(st.next_id, st.next_id + n, device=dev)
@@ -774,9 +906,17 @@ class Simulation:
         st.last_action[sl] = 0.0
         st.hw, st.next_id = n, st.next_id + n
         self.genomes_changed(torch.arange(n, device=dev))
+        if len(self.arrays):  # as newborns of the agents their genomes came from: reset rows
+            for name in self.arrays.names("slot"):
+                self.arrays[name][sl] = self.arrays.specs[name].fill
+        if strategy is not None:
+            st.strategy[sl] = strategy
+        else:
+            self._assign_strategies(sl, n)
+        self.recount_species()
         self.totals["extinctions"] += 1
         self.totals["reseeded"] += n
         births = Births(step, ids.cpu().numpy(), np.arange(n), st.parents[sl].cpu().numpy(),
-                        species.cpu().numpy(), how)
+                        species.cpu().numpy(), how, parent_slots=np.full((n, 2), -1, dtype=np.int64))
         self.last_births = births
         self.hooks.agents_born(self, births)

@@ -9,10 +9,10 @@ import torch
 
 import alife
 from alife.strategies.kernels import HAVE_NUMBA, strays_cpu
-from alife.strategies.mating import accepts_torch, alife_mate
+from alife.strategies.mating import Compatibility, accepts_torch
 from alife.strategies.mutation import gaussian_mutate, gaussian_mutate_torch
 from alife.strategies.reproduction import breed, breed_torch
-from alife.strategies.selection import alife_select_parents, select_torch
+from alife.strategies.selection import EnergyThreshold, select_torch
 
 pytestmark = pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
 
@@ -40,7 +40,7 @@ def test_selection(sim):
     pick = live[torch.randint(0, live.numel(), (live.numel(),), generator=g)]
     near = torch.where(torch.rand(live.numel(), generator=g) < 0.7, pick, -1)
     ready = st.ready[live]
-    got = alife_select_parents(sim, live, near, ready)
+    got = EnergyThreshold().alife_select_parents(sim, live, near, ready)
     want = select_torch(st, sim.config.agent, live, near, ready)
     assert want[0].numel() > 10 and (want[1] >= 0).sum() > 3
     for g, w in zip(got, want, strict=True):
@@ -97,7 +97,7 @@ def test_mate_acceptance(sim):
         w.copy_(torch.randn(w.shape, generator=g) * 2.0)
     lay.view(st.genomes, "compatibility.b2").zero_()
     g0 = forked(sim)
-    got = alife_mate(sim, a, b)
+    got = Compatibility().alife_mate(sim, a, b)
     sim.generator.set_state(g0.get_state())
     want = accepts_torch(sim, a, b)
     torch.testing.assert_close(got, want)

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from alife.config import BrainSection
 from alife.errors import UserError
-from alife.genome import Layout, make_layout, mlp_forward
+from alife.genome import Layout, extend_spec, make_layout, mlp_forward
 
 #: CNN trunk for image observations: (out_channels, kernel, stride) per layer
 CNN_LAYERS = ((8, 3, 2), (8, 3, 2))
@@ -80,8 +80,9 @@ def policy_spec(observation_space, action_space) -> PolicySpec:
     raise SpaceError(f"action space {action_space} is not supported: only Discrete and Box")
 
 
-def task_layout(spec: PolicySpec, brain: BrainSection, hidden: int) -> Layout:
-    """The standard three-network layout sized for the task, with a CNN trunk for images."""
+def task_layout(spec: PolicySpec, brain: BrainSection, hidden: int, extra: tuple = ()) -> Layout:
+    """The standard three-network layout sized for the task, with a CNN trunk for images, plus
+    the heritable tensors plugins add (``extra``, :class:`alife.genome.GenomeTensor`)."""
     base = make_layout(replace(brain, hidden=hidden), n_obs=spec.n_in, n_act=spec.n_act)
     rows = [(e.segment, e.name, e.shape) for e in base.entries]
     if spec.image:
@@ -90,7 +91,7 @@ def task_layout(spec: PolicySpec, brain: BrainSection, hidden: int) -> Layout:
             conv += [("policy", f"conv{i}.w", (c, c_in, k, k)), ("policy", f"conv{i}.b", (c,))]
             c_in = c
         rows = conv + rows
-    return Layout(rows)
+    return extend_spec(rows, extra)
 
 
 def init_conv(genomes: torch.Tensor, layout: Layout, init_scale: float, generator: torch.Generator) -> None:

@@ -36,11 +36,12 @@ import torch
 
 from alife import config as config_mod
 from alife.config import ConfigError, WorldConfig
-from alife.events import CAUSE_CODE, Births, Deaths
+from alife.events import CAUSE_CODE, Births, Deaths, Fitness
 from alife.generational.episodes import EpisodePool, heldout_seeds, training_seeds
 from alife.generational.policy import init_conv, task_layout
 from alife.genome import init_genomes
-from alife.plugins.manager import PluginManager, build_manager
+from alife.plugins.manager import PluginError, PluginManager, build_manager
+from alife.world.arrays import PluginArrays
 
 
 @dataclasses.dataclass
@@ -119,18 +120,25 @@ class TaskRun:
         self.spec = self.pool.spec
         thr = task.threshold if math.isfinite(task.threshold) else self.pool.reward_threshold
         self.threshold: float | None = None if thr is None else float(thr)
-        self.layout = task_layout(self.spec, cfg.brain, task.hidden)
+        self.hooks: PluginManager = build_manager(
+            cfg.strategies, world_plugins=cfg.plugins, world_base_dir=cfg.base_dir,
+            world_source=cfg.source, modules=list(modules), plugins_dirs=list(plugins_dirs),
+            blocked=list(blocked), extra=list(plugins))
+        try:
+            self.layout = task_layout(self.spec, cfg.brain, task.hidden, tuple(self.hooks.genome_tensors(cfg)))
+        except ValueError as e:
+            raise PluginError(f"alife_genome_tensors: {e}") from None
         self.segment_index = self.layout.segment_index().to(self.device)
         if task.workers > 1:
             from alife.generational.workers import ParallelPool
 
             self.pool = ParallelPool(self.pool, self.layout, task.workers)
         self.tensor_index = self.layout.tensor_index().to(self.device)
-        self.hooks: PluginManager = build_manager(
-            cfg.strategies, world_plugins=cfg.plugins, world_base_dir=cfg.base_dir,
-            world_source=cfg.source, modules=list(modules), plugins_dirs=list(plugins_dirs),
-            blocked=list(blocked), extra=list(plugins))
+        self.mixed_role = None
+        self.strategy_names = (self.hooks.chosen["reproduction"],)
         n, dev = task.population, self.device
+        #: per-slot and per-species arrays plugins register (one species in task mode)
+        self.arrays = PluginArrays(n, dev)
         genomes = init_genomes(self.layout, n, cfg.brain, cfg.mutation.sigma_init, self.generator, dev)
         if self.spec.image:
             init_conv(genomes, self.layout, cfg.brain.init_scale, self.generator)
@@ -159,6 +167,8 @@ class TaskRun:
         self.heldout_history: list[dict[str, Any]] = []
         self.reached: dict[str, Any] | None = None
         self._closed = False
+        self.hooks.setup(self)
+        self.arrays.new_species(torch.full((1,), -1, dtype=torch.long, device=dev), 1)
         self.hooks.sim_start(self)
 
     # ------------------------------------------------------------------ evaluation
@@ -261,6 +271,10 @@ class TaskRun:
         t0 = time.perf_counter()
         w, dev, n = self.world, self.device, self.population
         slots = torch.arange(n, device=dev)
+        if self.hooks.has_impls("alife_fitness"):
+            self.hooks.fitness(self, Fitness(self.generation, w.ids.cpu().numpy(), slots.cpu().numpy(),
+                                             self.fitness.cpu().numpy().astype(np.float64),
+                                             w.children.cpu().numpy(), "task"))
         parents, partners = self.hooks.select_parents(
             self, slots, torch.full((n,), -1, dtype=torch.long, device=dev), torch.ones(n, dtype=torch.bool, device=dev))
         k = parents.numel()
@@ -288,6 +302,7 @@ class TaskRun:
         ids = torch.arange(self.next_id, self.next_id + k, device=dev)
         self.next_id += k
         e_cpu = elite.cpu().numpy()
+        self.arrays.regroup(elite, parents, partners)
         self.world = Population(
             torch.cat([w.genomes[elite], child]), torch.cat([w.ids[elite], ids]),
             torch.cat([w.parents[elite], pids]),
@@ -302,7 +317,8 @@ class TaskRun:
         e = elite.numel()
         self.hooks.agents_born(self, Births(step, ids.cpu().numpy(), np.arange(e, n, dtype=np.int64),
                                             pids.cpu().numpy(), np.zeros(k, dtype=np.int64),
-                                            self.hooks.chosen["reproduction"]))
+                                            self.hooks.chosen["reproduction"],
+                                            parent_slots=np.full((k, 2), -1, dtype=np.int64)))
 
     # ------------------------------------------------------------------ the run
     def run(self, progress: bool = False) -> dict[str, Any]:

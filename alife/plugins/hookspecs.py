@@ -24,12 +24,18 @@ from typing import TYPE_CHECKING
 import pluggy
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch
 
-    from alife.events import Births, Deaths
+    from alife.config import WorldConfig
+    from alife.events import Births, Deaths, Fitness
+    from alife.genome import GenomeTensor
     from alife.simulation import Simulation
 
 hookspec = pluggy.HookspecMarker("alife")
+
+#: ``firstresult`` hooks that are not roles: any plugin may answer, the first answer wins
+ANSWER_HOOKS = frozenset({"alife_behaviour"})
 
 #: role name -> the decision hook that plays it
 ROLE_HOOKS: dict[str, str] = {
@@ -38,7 +44,46 @@ ROLE_HOOKS: dict[str, str] = {
     "mutation": "alife_mutate",
     "mating": "alife_mate",
     "interaction": "alife_interact",
+    "speciation": "alife_speciate",
 }
+
+
+# -------------------------------------------------------------------------------------------------
+# Set-up: what a plugin adds to the engine (heritable tensors, arrays, state)
+# -------------------------------------------------------------------------------------------------
+
+
+@hookspec
+def alife_genome_tensors(config: WorldConfig) -> list[GenomeTensor] | None:
+    """Add heritable tensors to the genome (a learning rate, a strategy's coefficients).
+
+    Fires in: world and task, once, before the genome layout is made (so before any array exists).
+    Every plugin's list is added; each tensor goes after the last tensor of its segment
+    (``policy``, ``mutator`` or ``compatibility``), so mutation and crossover vary it with that
+    segment, through the layout. Decide from the configuration alone (``config.plugin[...]``):
+    a resumed run rebuilds the same layout from the saved configuration, and a checkpoint whose
+    layout differs is refused, naming the first tensor that differs.
+
+    :param config: the run's world configuration.
+    :return: a list of :class:`alife.genome.GenomeTensor`, or ``None``. A key declared twice (or
+        clashing with a built-in tensor) is refused, naming the plugin.
+    """
+
+
+@hookspec
+def alife_setup(sim: Simulation) -> None:
+    """Register per-slot and per-species arrays, read parameters, allocate state.
+
+    Fires in: world (task mode calls it too, with its runner as ``sim``), once, after the world's
+    arrays are allocated and before the initial agents are placed and ``alife_sim_start`` fires
+    (so a resumed run's state is restored after this, over what was set up here). Register arrays
+    with ``sim.arrays.add_slot(...)`` / ``sim.arrays.add_species(...)`` (see
+    :class:`alife.world.arrays.PluginArrays`): the engine gives children their values at birth,
+    grows per-species arrays with the species table, counts them in the memory check and saves
+    them in checkpoints. :class:`alife.strategies.base.Strategy` reads its ``Params`` here.
+
+    :param sim: the simulation.
+    """
 
 
 # -------------------------------------------------------------------------------------------------
@@ -124,7 +169,9 @@ def alife_learn(sim: Simulation, slots: torch.Tensor, observations: torch.Tensor
     """Within-lifetime learning: change the living agents' genomes (their phenotypes) in place.
 
     Called after metabolism and death, before reproduction. ``rewards`` is the energy change of
-    this step, the signal a gradient-descent-as-adaptation plugin descends on.
+    this step, the signal a gradient-descent-as-adaptation plugin descends on. The engine re-reads
+    the rows of ``slots`` afterwards (the CPU policy copy and the NaN check), so the brains act on
+    the learned weights from the next step on.
 
     :param sim: the simulation; write to ``sim.world.genomes[slots]``.
     :param slots: ``[n]`` slots of the agents alive after this step's deaths.
@@ -197,6 +244,40 @@ def alife_mutate(sim: Simulation, genomes: torch.Tensor, parents: torch.Tensor) 
 
 
 @hookspec(firstresult=True)
+def alife_speciate(sim: Simulation, genomes: torch.Tensor, parent_species: torch.Tensor,
+                   step: int) -> torch.Tensor | None:
+    """Role ``speciation``: the species of each child about to be born.
+
+    Fires in: world. Stops at first non-None result. The built-in ``kin-drift`` keeps a child in
+    its first parent's species unless its kin tag strays past ``mutation.species_threshold`` from
+    the species' founder, when it founds a new one. A strategy founds species through
+    ``sim.new_species(founder_tags, parent_species, step)``, which returns their ids, grows every
+    per-species array and fires ``alife_species_born``; it must not renumber existing species.
+
+    :param sim: the simulation.
+    :param genomes: ``[k, genome_size]`` the children's genomes (read only).
+    :param parent_species: ``[k]`` int64 species of each child's first parent.
+    :param step: the current step.
+    :return: ``[k]`` int64 species ids, each an existing species (``0 <= id < species count``).
+    """
+
+
+@hookspec(firstresult=True)
+def alife_behaviour(sim: Simulation, slots: torch.Tensor) -> torch.Tensor | None:
+    """Describe agents' behaviour as one vector each, for novelty search and evolvability ES.
+
+    Fires in: world and task, only when a plugin asks for it (``sim.behaviour(slots)``). Not a
+    role: the first plugin to answer wins. Stops at first non-None result. The built-in world default (``alife.strategies.behaviour``) answers
+    last: the agent's last action (turn, speed, eat, attack, mate), its energy over
+    ``agent.max_energy`` and its age over ``agent.max_age``.
+
+    :param sim: the simulation.
+    :param slots: ``[n]`` slots of the agents to describe.
+    :return: ``[n, d]`` float32, one row per slot, the same ``d`` for every call in a run.
+    """
+
+
+@hookspec(firstresult=True)
 def alife_interact(sim: Simulation, attackers: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Role ``interaction``: what attacks do (predation, coevolution rules, roles).
 
@@ -222,7 +303,55 @@ def alife_agents_born(sim: Simulation, births: Births) -> None:
 
     :param sim: the simulation; the newborns are at ``births.slots`` in the ``sim.world`` arrays.
     :param births: numpy arrays ``ids``, ``slots``, ``parent_ids`` (``[k, 2]``, -1 for none),
-        ``species``, ``step``, plus ``strategy`` (the reproduction strategy's name).
+        ``species``, ``step``, plus ``strategy`` (the reproduction strategy's name),
+        ``parent_slots`` (``[k, 2]``, the parents' slots, -1 for none) and, in a world with a
+        ``[mixture]``, ``strategies`` (per-row codes into ``strategy_names``).
+    """
+
+
+@hookspec
+def alife_fitness(sim: Simulation, fitness: Fitness) -> None:
+    """The "tell": how well agents did, once their result is final.
+
+    Fires in: world (once per step with the agents that died in it, right after
+    ``alife_agents_died``, their slots still holding their last state; ``values`` is the energy
+    each gathered over its life, ``offspring`` its number of children) and task (once per
+    generation after evaluation and before selection; ``values`` is each genome's training
+    fitness, its mean seeded episode return). Strategies that learn from results (NES, the 1/5
+    success rule, novelty archives) update here, the same code in both modes.
+
+    :param sim: the simulation (or task runner).
+    :param fitness: numpy arrays ``ids``, ``slots``, ``values`` (float64), ``offspring``
+        (int64), and ``step`` and ``mode`` (``"world"`` or ``"task"``).
+    """
+
+
+@hookspec
+def alife_species_born(sim: Simulation, species: np.ndarray, parents: np.ndarray, step: int) -> None:
+    """Announce the species founded in this step.
+
+    Fires in: world, when the speciation role or a refill after the population's extinction founds
+    species (the initial population's species are in the table when ``alife_sim_start`` fires).
+    Per-species arrays already have their rows.
+
+    :param sim: the simulation.
+    :param species: ``[m]`` int64 ids of the new species.
+    :param parents: ``[m]`` int64 species each split from (-1 for founders).
+    :param step: the step (-1 for the initial population).
+    """
+
+
+@hookspec
+def alife_species_extinct(sim: Simulation, species: np.ndarray, step: int) -> None:
+    """Species whose last living member died in this step.
+
+    Fires in: world, at the end of the step (after births), before ``alife_step_end``. A species
+    refilled after an extinction of the whole population (``world.extinction = "reseed"``) may
+    live again and die out again.
+
+    :param sim: the simulation.
+    :param species: ``[m]`` int64 ids.
+    :param step: the step.
     """
 
 

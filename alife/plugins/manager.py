@@ -26,8 +26,8 @@ from alife.plugins.hookspecs import ROLE_HOOKS
 if TYPE_CHECKING:
     import torch
 
-    from alife.config import StrategiesSection
-    from alife.events import Births, Deaths
+    from alife.config import MixtureSection, StrategiesSection
+    from alife.events import Births, Deaths, Fitness
 
 #: the built-in strategies and recorders, registered through the same hookimpl as any plugin
 BUILTIN_PLUGINS = (
@@ -37,6 +37,8 @@ BUILTIN_PLUGINS = (
     "alife.strategies.mutation",
     "alife.strategies.mating",
     "alife.strategies.interaction",
+    "alife.strategies.speciation",
+    "alife.strategies.behaviour",
 )
 
 
@@ -70,6 +72,8 @@ class PluginInfo:
     strategies: dict[str, str] = field(default_factory=dict)
     hooks: list[str] = field(default_factory=list)
     active: bool = True
+    #: names of the plugins made from this module's ``ALIFE_PLUGINS`` classes
+    offers: list[str] = field(default_factory=list)
 
 
 def _declared_strategies(plugin: Any) -> dict[str, str]:
@@ -98,6 +102,10 @@ class PluginManager:
         self._impl_code: dict[Any, list[tuple[Any, str, str]]] = {}
         self._paths: dict[str, str] = {}
         self._winner: dict[str, str] = {}
+        #: role -> the strategy names a ``[mixture]`` gives it, in order (index = strategy code)
+        self.mix: dict[str, tuple[str, ...]] = {}
+        #: role -> per strategy code, a caller of that strategy's implementation (and wrappers)
+        self._mix_callers: dict[str, list[Any]] = {}
 
     # ------------------------------------------------------------------ loading
     def register(self, plugin: Any, name: str | None = None, origin: str = "python") -> str:
@@ -133,7 +141,26 @@ class PluginManager:
             raise PluginError(f"plugin {name!r} ({origin}): {e}") from None
         hooks = sorted(h.name for h in self._pm.get_hookcallers(plugin) or [])
         self._info[name] = PluginInfo(name, origin, strategies, hooks)
+        self._register_classes(plugin, name, origin)
         return name
+
+    def _register_classes(self, plugin: Any, name: str, origin: str) -> None:
+        """A module's ``ALIFE_PLUGINS = [Class, ...]``: one instance of each, made for this
+        manager (so two simulations never share a strategy's state), registered under its
+        ``name`` attribute (a strategy's name) or its class name."""
+        classes = getattr(plugin, "ALIFE_PLUGINS", None)
+        if classes is None or not isinstance(plugin, type(sys)):
+            return
+        if not isinstance(classes, list | tuple) or not all(isinstance(c, type) for c in classes):
+            raise PluginError(f"plugin {name!r} ({origin}): ALIFE_PLUGINS must be a list of classes "
+                              "(the manager makes one instance of each per simulation)")
+        for cls in classes:
+            try:
+                obj = cls()
+            except Exception as e:
+                raise PluginError(f"plugin {name!r} ({origin}): {cls.__name__}() failed: {type(e).__name__}: {e}") from None
+            got = self.register(obj, getattr(obj, "name", "") or cls.__name__, f"{origin}, class {cls.__name__}")
+            self._info[name].offers.append(got)
 
     def free_name(self, name: str, plugin: Any) -> str:
         """``name``, or ``name#2``, ``name#3``... when another object (a second instance of one
@@ -220,16 +247,21 @@ class PluginManager:
         return self.load_module(spec, origin)
 
     # ------------------------------------------------------------------ roles
-    def resolve(self, strategies: StrategiesSection) -> None:
-        """Pick one strategy per role; refuse unknown hooks, missing and doubly claimed roles.
+    def resolve(self, strategies: StrategiesSection, mixture: MixtureSection | None = None) -> None:
+        """Pick one strategy per role (several for the role of a ``[mixture]``); refuse unknown
+        hooks, missing and doubly claimed roles.
 
         A strategy plugin the world did not choose is unregistered, so none of its hooks (events
         and wrappers included) fire: choosing a strategy switches the whole plugin on or off.
         """
         self._check_pending()
         claims_by_role: dict[str, dict[str, list[str]]] = {}
+        self.mix = {mixture.role: tuple(mixture.strategies)} if mixture is not None else {}
         for role, hookname in ROLE_HOOKS.items():
             chosen = getattr(strategies, role)
+            wanted = self.mix.get(role, (chosen,))
+            if role in self.mix:
+                chosen = wanted[0]
             claims: dict[str, list[str]] = {}
             for impl in getattr(self._pm.hook, hookname).get_hookimpls():
                 if impl.hookwrapper or impl.wrapper:
@@ -247,12 +279,14 @@ class PluginManager:
                 if declared is not None and info.name not in claims.get(declared, []):
                     raise PluginError(f"plugin {info.name!r} declares strategy {role}={declared!r} in "
                                       f"ALIFE_STRATEGIES but implements no {hookname}")
-            if chosen not in claims:
-                offered = ", ".join(sorted(claims)) or "none"
-                raise PluginError(f"strategies.{role} = {chosen!r}: no loaded plugin provides it (offered: {offered})")
+            for want in wanted:
+                if want not in claims:
+                    offered = ", ".join(sorted(claims)) or "none"
+                    key = f"mixture.strategies: {role} strategy" if role in self.mix else f"strategies.{role} ="
+                    raise PluginError(f"{key} {want!r}: no loaded plugin provides it (offered: {offered})")
             for claim, names in claims.items():
                 for n in names:
-                    if claim != chosen and role not in self._info[n].strategies:
+                    if claim not in wanted and role not in self._info[n].strategies:
                         raise PluginError(
                             f"role {role!r}: plugin {n!r} implements {hookname} but the world chose "
                             f"strategies.{role} = {chosen!r}; two plugins cannot play one role. "
@@ -261,7 +295,8 @@ class PluginManager:
             self.chosen[role] = chosen
             self._winner[role] = claims[chosen][0]
         for info in self._info.values():
-            info.active = not info.strategies or any(self.chosen.get(r) == s for r, s in info.strategies.items())
+            info.active = not info.strategies or any(
+                s in self.mix.get(r, (self.chosen.get(r),)) for r, s in info.strategies.items())
             if not info.active and self._pm.has_plugin(info.name):
                 self._pm.unregister(name=info.name)
         self._role_callers.clear()
@@ -270,6 +305,12 @@ class PluginManager:
             others = [self._pm.get_plugin(n) for ns in claims.values() for n in ns
                       if n != self._winner[role] and self._pm.has_plugin(n)]
             self._role_callers[role] = self._pm.subset_hook_caller(ROLE_HOOKS[role], remove_plugins=others)
+            if role in self.mix:
+                every = [n for ns in claims.values() for n in ns if self._pm.has_plugin(n)]
+                self._mix_callers[role] = [
+                    self._pm.subset_hook_caller(ROLE_HOOKS[role], remove_plugins=[
+                        self._pm.get_plugin(n) for n in every if n != claims[want][0]])
+                    for want in self.mix[role]]
         self._impl_code = {}
         for hc in self._pm.hook.__dict__.values():
             if isinstance(hc, pluggy.HookCaller):
@@ -296,8 +337,9 @@ class PluginManager:
         return self._pm.get_plugin(name)
 
     def plugins(self) -> list[PluginInfo]:
-        """Every plugin loaded (inactive strategies included), in load order."""
-        return list(self._info.values())
+        """Every plugin loaded (inactive strategies included), in load order; a module that only
+        offers classes (``ALIFE_PLUGINS``) is listed through them."""
+        return [i for i in self._info.values() if i.hooks or i.strategies or not i.offers]
 
     # ------------------------------------------------------------------ calling
     def _blame(self, tb: TracebackType | None) -> tuple[str, str] | None:
@@ -438,13 +480,110 @@ class PluginManager:
         return out
 
     def reproduce(self, sim: Any, parents: torch.Tensor, partners: torch.Tensor) -> torch.Tensor:
+        if "reproduction" in self.mix:
+            return self._mixed("reproduction", sim, parents, parents=parents, partners=partners)
         out = self._required("reproduction", sim=sim, parents=parents, partners=partners)
         self._check_genomes("reproduction", sim, out, parents.numel())
         return out
 
     def mutate(self, sim: Any, genomes: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
+        if "mutation" in self.mix:
+            return self._mixed("mutation", sim, parents, genomes=genomes, parents=parents)
         out = self._required("mutation", sim=sim, genomes=genomes, parents=parents)
         self._check_genomes("mutation", sim, out, genomes.shape[0])
+        return out
+
+    def _mixed(self, role: str, sim: Any, by: torch.Tensor, **rows: torch.Tensor) -> torch.Tensor:
+        """Call each strategy of a mixed role once, for the rows whose first parent carries it
+        (``sim.world.strategy``), in strategy order; the children come back in row order."""
+        torch = _torch()
+        k = by.numel()
+        codes = sim.world.strategy[by].long()
+        present = torch.unique(codes).tolist() if k else []
+        out = None
+        for code in present:
+            name = self.mix[role][code]
+            idx = (codes == code).nonzero().squeeze(1) if len(present) > 1 else None
+            part = {key: (v if idx is None else v[idx]) for key, v in rows.items()}
+            got = self._call(self._mix_callers[role][code], ROLE_HOOKS[role], sim=sim, **part)
+            if got is None:
+                raise PluginError(f"role {role!r}: strategy {name!r} returned None from {ROLE_HOOKS[role]}")
+            n = k if idx is None else idx.numel()
+            if not (_is_tensor(got) and tuple(got.shape) == (n, sim.layout.size) and got.is_floating_point()):
+                raise PluginError(f"strategy {role}={name!r} returned {_describe(got)} from {ROLE_HOOKS[role]}; "
+                                  f"expected a [{n}, {sim.layout.size}] float tensor of genomes")
+            if idx is None:
+                return got
+            if out is None:
+                out = torch.empty(k, sim.layout.size, dtype=got.dtype, device=got.device)
+            out[idx] = got
+        if out is None:
+            return torch.empty(0, sim.layout.size, device=by.device)
+        return out
+
+    def speciate(self, sim: Any, genomes: torch.Tensor, parent_species: torch.Tensor, step: int) -> torch.Tensor:
+        out = self._required("speciation", sim=sim, genomes=genomes, parent_species=parent_species, step=step)
+        k = parent_species.numel()
+        if not (_is_tensor(out) and tuple(out.shape) == (k,) and not out.is_floating_point() and out.dtype != _torch().bool):
+            self._bad_result("speciation", out, f"a [{k}] integer tensor of species ids")
+        n_sp = int(sim.world.species_origin.shape[0])
+        if k and (int(out.min()) < 0 or int(out.max()) >= n_sp):
+            bad = out[(out < 0) | (out >= n_sp)][:3].tolist()
+            self._bad_result("speciation", out, f"species ids in [0, {n_sp}) (found {bad}; found new species "
+                             "through sim.new_species)")
+        return out.long()
+
+    def behaviour(self, sim: Any, slots: torch.Tensor) -> torch.Tensor:
+        out = self._call(self._pm.hook.alife_behaviour, "alife_behaviour", sim=sim, slots=slots)
+        n = slots.numel()
+        if not (_is_tensor(out) and out.dim() == 2 and out.shape[0] == n and out.is_floating_point()):
+            who = ", ".join(repr(i.plugin_name) for i in self._pm.hook.alife_behaviour.get_hookimpls())
+            raise PluginError(f"hook alife_behaviour (implemented by {who}) returned {_describe(out)}; "
+                              f"expected a [{n}, d] float tensor")
+        return out
+
+    def genome_tensors(self, config: Any) -> list[Any]:
+        """Every plugin's heritable tensors (``alife_genome_tensors``), checked."""
+        from alife.genome import GenomeTensor
+
+        out, seen = [], {}
+        for impl in reversed(self._pm.hook.alife_genome_tensors.get_hookimpls()):
+            got = self._call(self._only("alife_genome_tensors", impl.plugin), "alife_genome_tensors", config=config)
+            for t in (got[0] if got else None) or []:
+                if not isinstance(t, GenomeTensor):
+                    raise PluginError(f"plugin {impl.plugin_name!r}: alife_genome_tensors returned {_describe(t)}; "
+                                      "expected a list of alife.genome.GenomeTensor")
+                if t.key in seen:
+                    raise PluginError(f"genome tensor {t.key!r} is declared by both {seen[t.key]!r} and {impl.plugin_name!r}")
+                seen[t.key] = impl.plugin_name
+                out.append(t)
+        return out
+
+    def setup(self, sim: Any) -> None:
+        """``alife_setup`` plugin by plugin, so the arrays each registers name their owner."""
+        for impl in reversed(self._pm.hook.alife_setup.get_hookimpls()):
+            sim.arrays._owner = impl.plugin_name
+            try:
+                self._call(self._only("alife_setup", impl.plugin), "alife_setup", sim=sim)
+            finally:
+                sim.arrays._owner = "?"
+
+    def fitness(self, sim: Any, fitness: Fitness) -> None:
+        self._call(self._pm.hook.alife_fitness, "alife_fitness", sim=sim, fitness=fitness)
+
+    def species_born(self, sim: Any, species: Any, parents: Any, step: int) -> None:
+        self._call(self._pm.hook.alife_species_born, "alife_species_born", sim=sim, species=species,
+                   parents=parents, step=step)
+
+    def species_extinct(self, sim: Any, species: Any, step: int) -> None:
+        self._call(self._pm.hook.alife_species_extinct, "alife_species_extinct", sim=sim, species=species, step=step)
+
+    def stateful(self) -> dict[str, Any]:
+        """Active plugins that keep state (``state_dict`` and ``load_state_dict``), by name."""
+        out = {}
+        for name, plugin in self._pm.list_name_plugin():
+            if callable(getattr(plugin, "state_dict", None)) and callable(getattr(plugin, "load_state_dict", None)):
+                out[name] = plugin
         return out
 
     def interact(self, sim: Any, attackers: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -466,6 +605,12 @@ class PluginManager:
         size = sim.layout.size
         if not (_is_tensor(out) and tuple(out.shape) == (k, size) and out.is_floating_point()):
             self._bad_result(role, out, f"a [{k}, {size}] float tensor of genomes")
+
+    def bad_result(self, role: str, problem: str) -> None:
+        """Raise the ``PluginError`` for a role's answer the engine cannot accept: ``problem``
+        says what was wrong (the message names the plugin, the strategy and the hook)."""
+        raise PluginError(f"plugin {self._winner[role]!r} (strategy {role}={self.chosen[role]!r}) "
+                          f"returned a result {ROLE_HOOKS[role]} must not: {problem}")
 
     def _bad_result(self, role: str, out: Any, expected: str) -> None:
         got = _describe(out)
@@ -532,7 +677,8 @@ class PluginManager:
 def build_manager(strategies: StrategiesSection, *, world_plugins: list[str] = (),
                   world_base_dir: str | Path = ".", world_source: str = "world file",
                   modules: list[str] = (), plugins_dirs: list[str | Path] = (),
-                  blocked: list[str] = (), extra: list[Any] = (), entry_points: bool = True) -> PluginManager:
+                  blocked: list[str] = (), extra: list[Any] = (), entry_points: bool = True,
+                  mixture: MixtureSection | None = None) -> PluginManager:
     """Load every plugin source in a fixed order and resolve roles."""
     pm = PluginManager()
     for b in blocked:
@@ -548,7 +694,7 @@ def build_manager(strategies: StrategiesSection, *, world_plugins: list[str] = (
         pm.load_spec(spec, world_base_dir, f"{world_source} plugins")
     for p in extra:
         pm.register(p, pm.free_name(getattr(p, "__name__", None) or type(p).__name__, p), "python")
-    pm.resolve(strategies)
+    pm.resolve(strategies, mixture)
     return pm
 
 

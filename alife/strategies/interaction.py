@@ -9,12 +9,17 @@ from __future__ import annotations
 import torch
 
 from alife.plugins import hookimpl
+from alife.strategies.base import Strategy
 
-ALIFE_STRATEGIES = {"interaction": "predation"}
+
+class Predation(Strategy):
+    role, name = "interaction", "predation"
+
+    @hookimpl
+    def alife_interact(self, sim, attackers: torch.Tensor, targets: torch.Tensor):
+        a = sim.config.agent
+        damage = torch.full((attackers.numel(),), a.attack_damage, device=attackers.device)
+        return damage, damage * a.attack_gain
 
 
-@hookimpl
-def alife_interact(sim, attackers: torch.Tensor, targets: torch.Tensor):
-    a = sim.config.agent
-    damage = torch.full((attackers.numel(),), a.attack_damage, device=attackers.device)
-    return damage, damage * a.attack_gain
+ALIFE_PLUGINS = [Predation]

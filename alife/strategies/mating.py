@@ -12,20 +12,26 @@ import torch
 
 from alife.genome import compatibility_logit
 from alife.plugins import hookimpl
+from alife.strategies.base import Strategy
 from alife.strategies.kernels import accepts_cpu, on_cpu
 
-ALIFE_STRATEGIES = {"mating": "compatibility"}
+
+class Compatibility(Strategy):
+    role, name = "mating", "compatibility"
+    fused_kernel = "mating:compatibility"
+
+    @hookimpl
+    def alife_mate(self, sim, a: torch.Tensor, b: torch.Tensor):
+        if a.numel() == 0:
+            return torch.zeros(0, dtype=torch.bool, device=a.device)
+        g = sim.world.genomes
+        if on_cpu(g):
+            u = torch.rand(2, a.numel(), generator=sim.generator)
+            return accepts_cpu(g, a, b, u, sim.layout)
+        return accepts_torch(sim, a, b)
 
 
-@hookimpl
-def alife_mate(sim, a: torch.Tensor, b: torch.Tensor):
-    if a.numel() == 0:
-        return torch.zeros(0, dtype=torch.bool, device=a.device)
-    g = sim.world.genomes
-    if on_cpu(g):
-        u = torch.rand(2, a.numel(), generator=sim.generator)
-        return accepts_cpu(g, a, b, u, sim.layout)
-    return accepts_torch(sim, a, b)
+ALIFE_PLUGINS = [Compatibility]
 
 
 def accepts_torch(sim, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

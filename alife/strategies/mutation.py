@@ -16,9 +16,8 @@ import torch
 
 from alife.genome import SEGMENTS
 from alife.plugins import hookimpl
+from alife.strategies.base import Strategy
 from alife.strategies.kernels import gaussian_cpu, on_cpu
-
-ALIFE_STRATEGIES = {"mutation": "gaussian"}
 
 
 def gaussian_mutate(genomes: torch.Tensor, layout, segment_index: torch.Tensor, tau: float,
@@ -50,8 +49,17 @@ def gaussian_mutate_torch(genomes: torch.Tensor, layout, segment_index: torch.Te
     return genomes.add_(noise * sigma)
 
 
-@hookimpl
-def alife_mutate(sim, genomes: torch.Tensor, parents: torch.Tensor):
-    m = sim.config.mutation
-    assert sim.layout["mutator.log_sigma"].shape == (len(SEGMENTS),)
-    return gaussian_mutate(genomes, sim.layout, sim.segment_index, m.tau, m.sigma_min, m.sigma_max, sim.generator)
+class Gaussian(Strategy):
+    """Parameters come from the world's ``[mutation]`` table (shared with task mode)."""
+
+    role, name = "mutation", "gaussian"
+    fused_kernel = "mutation:gaussian"
+
+    @hookimpl
+    def alife_mutate(self, sim, genomes: torch.Tensor, parents: torch.Tensor):
+        m = sim.config.mutation
+        assert sim.layout["mutator.log_sigma"].shape == (len(SEGMENTS),)
+        return gaussian_mutate(genomes, sim.layout, sim.segment_index, m.tau, m.sigma_min, m.sigma_max, sim.generator)
+
+
+ALIFE_PLUGINS = [Gaussian]

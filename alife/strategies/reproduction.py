@@ -11,9 +11,8 @@ import numpy as np
 import torch
 
 from alife.plugins import hookimpl
+from alife.strategies.base import Strategy
 from alife.strategies.kernels import breed_cpu, on_cpu
-
-ALIFE_STRATEGIES = {"reproduction": "crossover-mutate"}
 
 
 def tensorwise_crossover(g1: torch.Tensor, g2: torch.Tensor, tensor_index: torch.Tensor,
@@ -23,9 +22,16 @@ def tensorwise_crossover(g1: torch.Tensor, g2: torch.Tensor, tensor_index: torch
     return torch.where(pick[:, tensor_index], g2, g1)
 
 
-@hookimpl
-def alife_reproduce(sim, parents: torch.Tensor, partners: torch.Tensor):
-    return sim.hooks.mutate(sim, breed(sim, parents, partners), parents)
+class CrossoverMutate(Strategy):
+    role, name = "reproduction", "crossover-mutate"
+    fused_kernel = "reproduction:crossover-mutate"
+
+    @hookimpl
+    def alife_reproduce(self, sim, parents: torch.Tensor, partners: torch.Tensor):
+        return sim.hooks.mutate(sim, breed(sim, parents, partners), parents)
+
+
+ALIFE_PLUGINS = [CrossoverMutate]
 
 
 def breed(sim, parents: torch.Tensor, partners: torch.Tensor) -> torch.Tensor:

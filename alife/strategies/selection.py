@@ -11,17 +11,24 @@ from __future__ import annotations
 import torch
 
 from alife.plugins import hookimpl
+from alife.strategies.base import Strategy
 from alife.strategies.kernels import on_cpu, select_cpu
 
-ALIFE_STRATEGIES = {"selection": "energy-threshold"}
+
+class EnergyThreshold(Strategy):
+    role, name = "selection", "energy-threshold"
+    #: the engine runs the four built-in reproduction roles fused on the CPU (alife.strategies.kernels)
+    fused_kernel = "selection:energy-threshold"
+
+    @hookimpl
+    def alife_select_parents(self, sim, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor):
+        st, a = sim.world, sim.config.agent
+        if on_cpu(slots):
+            return select_cpu(st, slots, neighbours, ready, a.reproduce_energy, a.min_reproduce_age)
+        return select_torch(st, a, slots, neighbours, ready)
 
 
-@hookimpl
-def alife_select_parents(sim, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor):
-    st, a = sim.world, sim.config.agent
-    if on_cpu(slots):
-        return select_cpu(st, slots, neighbours, ready, a.reproduce_energy, a.min_reproduce_age)
-    return select_torch(st, a, slots, neighbours, ready)
+ALIFE_PLUGINS = [EnergyThreshold]
 
 
 def select_torch(st, a, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor):

@@ -16,12 +16,21 @@ from __future__ import annotations
 import torch
 
 from alife.plugins import hookimpl
+from alife.strategies.base import Strategy
 
-ALIFE_STRATEGIES = {"selection": "truncation"}
+
+class Truncation(Strategy):
+    role, name = "selection", "truncation"
+
+    @hookimpl
+    def alife_select_parents(self, sim, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor):
+        return select_truncation(sim, slots)
 
 
-@hookimpl
-def alife_select_parents(sim, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor):
+ALIFE_PLUGINS = [Truncation]
+
+
+def select_truncation(sim, slots: torch.Tensor):
     fitness = getattr(sim, "fitness", None)
     if fitness is None or getattr(sim.config, "task", None) is None:
         raise RuntimeError("selection 'truncation' ranks genomes by task fitness; it runs only in "

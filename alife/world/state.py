@@ -12,7 +12,7 @@ import torch
 
 #: per-slot arrays, saved in checkpoints and returned by ``Simulation.state()``
 SLOT_FIELDS = ("alive", "ids", "pos", "heading", "energy", "age", "species", "parents",
-               "generation", "children", "ready", "last_action", "lifetime_energy", "genomes")
+               "generation", "children", "ready", "last_action", "lifetime_energy", "genomes", "strategy")
 
 
 _VIEWED = SLOT_FIELDS + ("resource",)
@@ -62,6 +62,9 @@ class WorldState:
         # energy gained over the agent's life (food and prey), for lineage records
         self.lifetime_energy = torch.zeros(c, dtype=torch.float32, device=d)
         self.genomes = torch.zeros(c, genome_size, dtype=torch.float32, device=d)
+        # the variation strategy each agent's lineage carries: an index into
+        # ``Simulation.strategy_names`` (all 0 unless the world has a [mixture])
+        self.strategy = torch.zeros(c, dtype=torch.int16, device=d)
         self.resource = torch.zeros(height, width, dtype=torch.float32, device=d)
         # species table: founder tags, parent species, origin step (grows; one row per species)
         self.species_founder = torch.zeros(0, tag_dim, dtype=torch.float32, device=d)

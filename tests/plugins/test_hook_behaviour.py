@@ -241,7 +241,9 @@ class FirstTwo:
         assert ready.shape == (n,) and ready.dtype == torch.bool
         has = neighbours >= 0
         assert bool(sim.world.alive[neighbours[has]].all())
-        parents = slots[:2]
+        # the first two that can pay for a child (the engine refuses a parent that cannot)
+        a = sim.config.agent
+        parents = slots[sim.world.energy[slots] >= a.child_energy + a.birth_cost][:2]
         self.parent_ids.append(sim.world.ids[parents].numpy().copy())
         return parents, torch.full_like(parents, -1)
 

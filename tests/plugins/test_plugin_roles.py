@@ -44,10 +44,11 @@ def test_each_role_has_exactly_one_strategy_by_default(make_sim: MakeSim) -> Non
     sim = make_sim()
     assert set(ROLE_HOOKS) == set(ROLES)
     assert sim.hooks.chosen == {"selection": "energy-threshold", "reproduction": "crossover-mutate",
-                                "mutation": "gaussian", "mating": "compatibility", "interaction": "predation"}
+                                "mutation": "gaussian", "mating": "compatibility", "interaction": "predation",
+                                "speciation": "kin-drift"}
     active = [p for p in sim.hooks.plugins() if p.active and p.strategies]
     assert sorted(role for p in active for role in p.strategies) == sorted(ROLES)  # one each
-    assert all(p.origin == "builtin" for p in active)
+    assert all(p.origin.startswith("builtin, class ") for p in active)
     # a built-in for a role the world did not choose is loaded but switched off
     offered = [p for p in sim.hooks.plugins() if p.strategies and not p.active]
     assert all(sim.hooks.get_plugin(p.name) is None for p in offered)
@@ -70,7 +71,7 @@ def test_the_chosen_strategy_replaces_the_built_in(make_sim: MakeSim) -> None:
     assert plug.calls > 0 and plug.steps == 20
     assert sim.hooks.chosen["mutation"] == "cauchy"
     active = {p.name: p.active for p in sim.hooks.plugins()}
-    assert active["Cauchy"] and not active["alife.strategies.mutation"]
+    assert active["Cauchy"] and not active["gaussian"]  # the built-in strategy object
 
 
 def test_two_plugins_claiming_one_strategy_are_refused_naming_both(make_sim: MakeSim) -> None:
@@ -90,7 +91,7 @@ def test_a_plugin_claiming_a_built_in_strategy_name_is_refused(make_sim: MakeSim
     class Impostor(Cauchy):
         ALIFE_STRATEGIES = {"mutation": "gaussian"}
 
-    with pytest.raises(PluginError, match=r"'alife.strategies.mutation', 'Impostor' all claim strategy 'gaussian'"):
+    with pytest.raises(PluginError, match=r"'gaussian', 'Impostor' all claim strategy 'gaussian'"):
         make_sim(plugins=[Impostor()])
 
 

@@ -39,15 +39,17 @@ def test_lists_the_built_ins_with_origin_strategy_and_hooks(capsys: pytest.Captu
     code, out, _ = run(["plugins"], capsys)
     assert code == 0
     plugins = listing(out)
-    mutation = plugins["alife.strategies.mutation"]
-    assert mutation == {"state": "", "origin": "builtin", "strategy": "mutation=gaussian", "hooks": "alife_mutate"}
+    # the strategy object the module offers (ALIFE_PLUGINS) is listed and plays the role
+    assert "alife.strategies.mutation" not in plugins
+    assert plugins["gaussian"] == {"state": "", "origin": "builtin, class Gaussian",
+                                   "strategy": "mutation=gaussian", "hooks": "alife_mutate, alife_setup"}
     for role, hook in hookspecs.ROLE_HOOKS.items():
         playing = [n for n, p in plugins.items() if p.get("strategy", "").startswith(f"{role}=") and not p["state"]]
         assert len(playing) == 1, (role, playing)
         assert hook in plugins[playing[0]]["hooks"]
     last = out.strip().splitlines()[-1]
     assert last == ("strategies in use: selection=energy-threshold, reproduction=crossover-mutate, "
-                    "mutation=gaussian, mating=compatibility, interaction=predation")
+                    "mutation=gaussian, mating=compatibility, interaction=predation, speciation=kin-drift")
 
 
 def test_lists_a_world_files_plugins_and_marks_unchosen_strategies(
