@@ -91,6 +91,7 @@ def _metadata(sim: Simulation, run: dict[str, Any] | None) -> dict[str, Any]:
         "strategy_names": list(sim.strategy_names),
         "plugin_arrays": sim.arrays.describe(),
         "plugin_state": sorted(sim.hooks.stateful()),
+        "strategy_series": {"every": sim.strategy_series_every, "rows": sim.strategy_series},
         "plugins": [{"name": p.name, "origin": p.origin, "active": p.active}
                     for p in sim.hooks.plugins()],
         "versions": versions(),
@@ -357,6 +358,13 @@ def restore(ckpt: Checkpoint, *, device: str | None = None, plugins: Iterable[An
         except (ValueError, TypeError) as e:
             raise _bad(path, str(e)) from None
         _restore_plugin_state(sim, ckpt)
+        series = meta.get("strategy_series") or {}
+        rows, every = series.get("rows", []), series.get("every", 100)
+        width = 1 + len(sim.strategy_names)
+        if not (isinstance(rows, list) and isinstance(every, int) and every >= 1
+                and all(isinstance(r, list) and len(r) == width and all(isinstance(x, int) for x in r) for r in rows)):
+            raise _bad(path, f"strategy_series in its metadata is not rows of {width} integers")
+        sim.strategy_series, sim.strategy_series_every = [list(r) for r in rows], every
         sim.recount_species()
         sim.resume_step = int(meta["step"])
 

@@ -147,6 +147,10 @@ class Simulation:
         self._fitness = self.hooks.has_impls("alife_fitness")
         self._species_born = self.hooks.has_impls("alife_species_born")
         self._species_extinct = self.hooks.has_impls("alife_species_extinct")
+        #: ``[[step, count per strategy...], ...]``: living agents per strategy of a ``[mixture]``
+        #: world, every ``strategy_series_every`` steps (halved in resolution past 2,000 rows)
+        self.strategy_series: list[list[int]] = []
+        self.strategy_series_every = 100
         #: living members per species (numpy); species whose members died this step
         self._species_live = np.zeros(0, np.int64)
         self._dead_species: np.ndarray | None = None
@@ -254,6 +258,12 @@ class Simulation:
         codes = st.strategy[: st.hw][st.alive[: st.hw]].cpu().numpy()
         counts = np.bincount(codes.astype(np.int64), minlength=len(self.strategy_names))
         return {name: int(c) for name, c in zip(self.strategy_names, counts, strict=False)}
+
+    def _sample_strategies(self, step: int) -> None:
+        self.strategy_series.append([step, *self.population_by_strategy().values()])
+        if len(self.strategy_series) > 2000:  # keep it bounded: every other row, half as often
+            self.strategy_series = self.strategy_series[::2]
+            self.strategy_series_every *= 2
 
     def behaviour(self, slots: torch.Tensor) -> torch.Tensor:
         """The behaviour characterisation of the agents in ``slots`` (hook ``alife_behaviour``)."""
@@ -424,6 +434,8 @@ class Simulation:
 
         # record
         st.step += 1
+        if self.mixed_role is not None and step % self.strategy_series_every == 0:
+            self._sample_strategies(step)
         self.hooks.step_end(self, step)
 
     # The physics phases have two implementations that agree (tests/test_physics.py): whole-array

@@ -312,10 +312,10 @@ class Right(Tagged):
     name = "right"
 
 
-def mixed(rate=0.0, shares=(0.25, 0.75), **kw):
+def mixed(rate=0.0, shares=(0.25, 0.75), plugins_extra=(), **kw):
     left, right = Left(), Right()
     sim = sim_of({"mixture": {"role": "mutation", "strategies": ["left", "right"], "shares": list(shares),
-                              "switch_rate": rate}}, plugins=[left, right], **kw)
+                              "switch_rate": rate}}, plugins=[left, right, *plugins_extra], **kw)
     return sim, left, right
 
 
@@ -413,3 +413,29 @@ def test_example_strategy_runs_on_cartpole():
     spec = importlib.util.spec_from_file_location("one_fifth_lines", EXAMPLE)
     assert spec is not None
     assert len(EXAMPLE.read_text().splitlines()) < 150
+
+
+def test_lineage_file_records_each_births_strategy_and_population_by_strategy(tmp_path):
+    from alife.lineage import open as open_lineage
+    from alife.lineage.analysis import strategy_population
+    from alife.recording.lineage import LineageRecorder
+
+    sim, *_ = mixed(plugins_extra=[LineageRecorder(tmp_path / "lineage.h5", commit_every=10)])
+    seen = {}
+
+    class Every10:
+        @hookimpl
+        def alife_step_end(self, sim, step):
+            if step % 10 == 0:
+                seen[step] = sim.population_by_strategy()
+
+    sim.hooks.register(Every10(), "every10")
+    sim.run(120)
+    sim.close()
+    lin = open_lineage(tmp_path / "lineage.h5")
+    assert {"left", "right"} <= set(lin.strategy_names)
+    roots = lin.births[lin.births["step"] == -1]
+    assert (roots["strategy"].value_counts()[["left", "right"]] == [30, 90]).all()  # the mixture's shares
+    table = strategy_population(lin, every=10)
+    for step, counts in seen.items():
+        assert table.loc[step, "left"] == counts["left"] and table.loc[step, "right"] == counts["right"], step

@@ -371,8 +371,9 @@ def run_loop(sim: Any, steps: int, progress: bool = True,
             bar.update(1)
             if progress and sim.step_count % 25 == 0:
                 t = sim.totals
+                by = sim.population_by_strategy() if getattr(sim, "mixed_role", None) else {}
                 bar.set_postfix(pop=pop, species=sim.species_count(), births=t["births"],
-                                deaths=t["deaths"], refresh=False)
+                                deaths=t["deaths"], **by, refresh=False)
             if checkpoint_every and sim.step_count % checkpoint_every == 0:
                 checkpoint()
             if pop == 0:
@@ -421,10 +422,25 @@ def summarize(sim: Any, wall: float, pmin: int, pmax: int, extinct: bool,
         "deaths": t["deaths"],
         "deaths_by_cause": {k[len("deaths_"):]: v for k, v in t.items() if k.startswith("deaths_")},
         "strategies": dict(sim.hooks.chosen),
+        **_by_strategy(sim),
         "plugins": [{"name": p.name, "origin": p.origin, "active": p.active, "hooks": p.hooks}
                     for p in sim.hooks.plugins()],
         "versions": versions(),
     }
+
+
+def _by_strategy(sim: Any) -> dict[str, Any]:
+    """``population_by_strategy`` for a world with a ``[mixture]``: final counts, and the series
+    the simulation sampled (``step`` and one list per strategy)."""
+    if not getattr(sim, "mixed_role", None):
+        return {}
+    names = list(sim.strategy_names)
+    rows = sim.strategy_series
+    series = {"step": [r[0] for r in rows], **{n: [r[1 + i] for r in rows] for i, n in enumerate(names)}}
+    return {"population_by_strategy": {
+        "role": sim.mixed_role, "final": sim.population_by_strategy(),
+        "min": {n: min(series[n], default=0) for n in names}, "max": {n: max(series[n], default=0) for n in names},
+        "every": sim.strategy_series_every, "series": series}}
 
 
 def print_summary(s: dict[str, Any]) -> None:
@@ -436,6 +452,10 @@ def print_summary(s: dict[str, Any]) -> None:
     top = sorted(s["species"]["final_population_by_species"].items(), key=lambda kv: -kv[1])[:8]
     print(f"species: {s['species']['final']} alive, {s['species']['ever']} ever; largest: "
           + ", ".join(f"#{k}: {v}" for k, v in top))
+    if "population_by_strategy" in s:
+        pbs = s["population_by_strategy"]
+        print(f"population by {pbs['role']} strategy: final "
+              + ", ".join(f"{n} {c} (min {pbs['min'][n]}, max {pbs['max'][n]})" for n, c in pbs["final"].items()))
     causes = ", ".join(f"{k} {v}" for k, v in s["deaths_by_cause"].items() if v)
     print(f"births {s['births']} (refused at capacity {s['births_refused_capacity']}); deaths {s['deaths']} ({causes})")
     print(f"run folder: {s['run_dir']}")

@@ -151,3 +151,31 @@ def evolutionary_activity(lin: LineageFile, rng: np.random.Generator, every: int
     return {"grid": grid, "dt": dt, "abundance": ab, "activity": component_activity(ab, dt),
             "shadow_activity": sh_act, "threshold": threshold,
             "real": activity_statistics(ab, dt, threshold), "shadow": activity_statistics(shadow, dt, threshold)}
+
+
+def strategy_population(lin: LineageFile, every: int = 100) -> Any:
+    """Living agents per strategy after steps ``0, every, 2 every, ...`` up to the file's last
+    step (a DataFrame by step, one column per strategy name), from each agent's birth and death
+    steps and the strategy its birth row records (in a world with a ``[mixture]``, its lineage's).
+    An agent born in step ``b`` and dead in step ``d`` is alive after steps ``b .. d - 1`` (roots,
+    born at -1, from the start), as ``Simulation.population_by_strategy()`` counts it."""
+    import pandas as pd
+
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    last = max(int(lin.last_step), 0)
+    grid = np.arange(0, last + 1, every, dtype=np.int64)
+    codes = lin.data["births/strategy"].astype(np.int64)
+    names = lin.strategy_names
+    born = np.maximum(lin.birth_step, 0)
+    died = np.where(lin.death_step >= 0, lin.death_step, np.iinfo(np.int64).max)
+    # counts at grid[j]: born <= grid[j] < died, by cumulative sums over sample indices
+    first = np.searchsorted(grid, born, side="left")   # first sample at or after birth
+    stop = np.searchsorted(grid, died, side="left")    # first sample at or after death
+    m = max(len(names), int(codes.max()) + 1 if codes.size else 0)
+    delta = np.zeros((m, grid.size + 1), np.int64)
+    np.add.at(delta, (codes, first), 1)
+    np.add.at(delta, (codes, stop), -1)
+    counts = np.cumsum(delta, axis=1)[:, : grid.size]
+    cols = {names[i] if i < len(names) else f"#{i}": counts[i] for i in range(m)}
+    return pd.DataFrame(cols, index=pd.Index(grid, name="step"))

@@ -112,8 +112,12 @@ class LineageRecorder:
             return
         slots = torch.from_numpy(births.slots).to(sim.device)
         genomes = sim.world.genomes[slots].cpu().numpy()
-        self._add_births(births.ids, births.parent_ids, births.step, births.species,
-                         self._strategy_code(births.strategy), genomes)
+        if births.strategies is not None:  # a [mixture]: each row's lineage strategy
+            table = np.array([self._strategy_code(n) for n in births.strategy_names], dtype=np.uint8)
+            code: Any = table[births.strategies]
+        else:
+            code = self._strategy_code(births.strategy)
+        self._add_births(births.ids, births.parent_ids, births.step, births.species, code, genomes)
 
     @alife.hookimpl
     def alife_agents_died(self, sim: Any, deaths: Deaths) -> None:
@@ -187,7 +191,11 @@ class LineageRecorder:
         slots = st.alive_slots()
         ids = st.ids[slots].cpu().numpy()
         parents = np.full((ids.size, 2), -1, dtype=np.int64)
-        self._add_births(ids, parents, ROOT_STEP, st.species[slots].cpu().numpy(), 0,
+        code: Any = 0
+        if getattr(sim, "mixed_role", None):  # a [mixture]: the roots carry their lineage's strategy
+            table = np.array([self._strategy_code(n) for n in sim.strategy_names], dtype=np.uint8)
+            code = table[st.strategy[slots].long().cpu().numpy()]
+        self._add_births(ids, parents, ROOT_STEP, st.species[slots].cpu().numpy(), code,
                          st.genomes[slots].cpu().numpy())
         self._species(sim, ROOT_STEP)
         if self.genome_mode == "survivors":
@@ -208,7 +216,10 @@ class LineageRecorder:
         self._open_swmr()
 
     def _open_swmr(self) -> None:
-        self._f = h5py.File(self.path, "r+", libver="latest")
+        # without HDF5 file locking: a reader holding the file (an `alife lineage` in a loop, the
+        # viewer, h5py with its default locks) must never make the run fail; readers are safe
+        # without the lock (SWMR, and a compacted copy only ever replaces the file by rename)
+        self._f = h5py.File(self.path, "r+", libver="latest", locking=False)
         self._f.swmr_mode = True
         self._cols = schema.columns(int(self._f.attrs["genome_size"]))
         self._buf = {c.path: [] for c in self._cols}
@@ -254,13 +265,13 @@ class LineageRecorder:
         return self._strategies.index(name)
 
     def _add_births(self, ids: np.ndarray, parents: np.ndarray, step: int, species: np.ndarray,
-                    code: int, genomes: np.ndarray) -> None:
+                    code: int | np.ndarray, genomes: np.ndarray) -> None:
         k = len(ids)
         self._put("births/id", np.asarray(ids, dtype=np.int64))
         self._put("births/parents", np.asarray(parents, dtype=np.int64).reshape(k, 2))
         self._put("births/step", np.full(k, step, dtype=np.int64))
         self._put("births/species", np.asarray(species, dtype=np.int64))
-        self._put("births/strategy", np.full(k, code, dtype=np.uint8))
+        self._put("births/strategy", np.broadcast_to(np.asarray(code, dtype=np.uint8), (k,)).copy())
         self._put("births/digest", schema.genome_digest(genomes))
         if self.genome_mode == "births":
             pick = np.asarray(ids) % self.genome_every == 0
@@ -345,7 +356,8 @@ class LineageRecorder:
             return
         self._f.close()
         self._f = None
-        with h5py.File(self.path, "r") as src, h5py.File(self._tmp, "w", libver="latest") as dst:
+        with h5py.File(self.path, "r", locking=False) as src, \
+                h5py.File(self._tmp, "w", libver="latest", locking=False) as dst:
             for k, v in src.attrs.items():
                 dst.attrs[k] = v
             for name in src:
