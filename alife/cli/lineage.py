@@ -104,6 +104,7 @@ def _summary(lin: Any, args: argparse.Namespace) -> int:
             checks["births equal summary.json's"] = s.get("births") == births
             checks["deaths equal summary.json's"] = s.get("deaths") == len(lin.deaths)
     bad = [k for k, ok in checks.items() if not ok]
+    bad = [f"{k} ({lin.check_notes[k]})" if k in lin.check_notes else k for k in bad]
     print("checks: " + ("all pass (" + "; ".join(checks) + ")" if not bad else "FAILED: " + "; ".join(bad)))
     return 0 if not bad else 1
 

@@ -10,6 +10,7 @@ mate. Agent ids grow with birth order, so a parent's row always precedes its chi
 from __future__ import annotations
 
 import json
+import time
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -19,23 +20,57 @@ import numpy as np
 
 from alife.errors import FileFormatError
 from alife.lineage import schema, tree
-from alife.lineage.schema import FORMAT, OBSERVABLES, SCHEMA_VERSION
+from alife.lineage.schema import FORMAT, OBSERVABLES, ROOT_STEP, SCHEMA_VERSION
 
 _JSON_ATTRS = ("versions", "plugins", "strategies", "genome_layout", "causes", "resumes")
+
+
+#: how often a read that failed while the file changed under it (a writer committing, or
+#: renaming a compacted copy over it) is tried again
+READ_TRIES = 5
+#: the largest genome a lineage file may declare (floats; the world file's limits allow ~90,000)
+MAX_GENOME_SIZE = 1 << 24
 
 
 def read_committed(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray], int]:
     """``(raw attributes, {dataset path: committed rows}, last committed step)``.
 
-    Raises :class:`~alife.errors.FileFormatError` for a missing, non-HDF5, truncated, foreign or
-    newer-schema file.
+    Every dataset is checked against the file's own metadata and size before anything is read
+    (see :func:`alife.lineage.schema.checked_dataset`) and the records' ids and codes against
+    their tables (:func:`check_records`). Opens without HDF5 file locking, so reading never blocks
+    the run writing the file; a read that fails while the file changes under it (a commit, or a
+    compacted copy renamed over it) is tried again.
+
+    Raises :class:`~alife.errors.FileFormatError` for a missing, non-regular, non-HDF5, truncated,
+    foreign, newer-schema or inconsistent file.
     """
     p = Path(path)
-    if not p.exists():
-        raise FileFormatError(str(p), "no such file")
-    if p.is_dir():
-        raise FileFormatError(str(p), "is a folder, not a lineage file")
-    if not h5py.is_hdf5(p):
+    for attempt in range(READ_TRIES):
+        before = _signature(p)
+        try:
+            return _read_once(p)
+        except FileFormatError:
+            if attempt == READ_TRIES - 1 or before is None or _signature(p) == before:
+                raise
+        time.sleep(0.02 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+def _signature(p: Path) -> tuple[int, int, int] | None:
+    try:
+        st = p.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
+def _read_once(p: Path) -> tuple[dict[str, Any], dict[str, np.ndarray], int]:
+    problem = schema.regular_file_problem(p)
+    if problem == "is a folder, not a file":
+        problem = "is a folder, not a lineage file"
+    if problem:
+        raise FileFormatError(str(p), problem)
+    if not _looks_hdf5(p):
         raise FileFormatError(str(p), "not a lineage file (not an HDF5 file)")
     eof, size = _stored_eof(p), p.stat().st_size
     if eof is not None and size < eof:
@@ -43,44 +78,136 @@ def read_committed(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarr
         # past the end of the file for a long time
         raise FileFormatError(str(p), f"truncated file ({size} bytes; its superblock says {eof})")
     try:
-        f = h5py.File(p, "r")
-    except OSError as e:
-        if "already open" not in str(e) and "lock" not in str(e):
-            raise FileFormatError(str(p), f"truncated or corrupt HDF5 file ({_reason(e)})") from None
-        try:  # a writer has it open (or was killed): SWMR read mode reads it as of its last flush
-            f = h5py.File(p, "r", swmr=True)
-        except OSError as e2:
-            raise FileFormatError(str(p), f"truncated or corrupt HDF5 file ({_reason(e2)})") from None
+        f = schema.open_for_reading(p)
+    except (OSError, RuntimeError, ValueError) as e:
+        raise FileFormatError(str(p), f"truncated or corrupt HDF5 file ({_reason(e)})") from None
     try:
         with f:
-            attrs = dict(f.attrs)
-            if attrs.get("format") != FORMAT:
-                raise FileFormatError(str(p), f"not a lineage file (no 'format = {FORMAT}' attribute)")
-            version = int(attrs.get("schema_version", -1))
-            if version > SCHEMA_VERSION:
-                raise FileFormatError(str(p), f"lineage schema {version} is newer than this alife reads "
-                                              f"({SCHEMA_VERSION}); upgrade alife")
-            if version < 1 or schema.COMMITS not in f:
-                raise FileFormatError(str(p), f"lineage schema {version} is not supported")
-            cols = schema.columns(int(attrs["genome_size"]))
-            commits = f[schema.COMMITS]
-            names = json.loads(commits.attrs["columns"])
-            if names[1:-1] != [c.path for c in cols]:
-                raise FileFormatError(str(p), "the commit table does not match the schema's datasets")
-            row = schema.last_commit(commits[...])
-            if row is None:
-                raise FileFormatError(str(p), "no valid commit (the file is corrupt)")
-            data = {}
-            for c, n in zip(cols, row[1:-1], strict=True):
-                d = f[c.path]
-                if d.shape[0] < n:
-                    raise FileFormatError(str(p), f"{c.path} holds {d.shape[0]} rows but the commit names {n}")
-                data[c.path] = d[:n]
-            return attrs, data, int(row[0])
+            return _read_open(f, p, size)
     except FileFormatError:
         raise
-    except (OSError, KeyError, ValueError) as e:
+    except schema.FileProblem as e:
+        raise FileFormatError(str(p), str(e)) from None
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError, IndexError) as e:
         raise FileFormatError(str(p), f"truncated or corrupt lineage file ({_reason(e)})") from None
+
+
+def _read_open(f: h5py.File, p: Path, size: int) -> tuple[dict[str, Any], dict[str, np.ndarray], int]:
+    attrs = dict(f.attrs)
+    if attrs.get("format") != FORMAT:
+        raise FileFormatError(str(p), f"not a lineage file (no 'format = {FORMAT}' attribute)")
+    version = schema.scalar_attr(attrs, "schema_version", int)
+    if version > SCHEMA_VERSION:
+        raise FileFormatError(str(p), f"lineage schema {version} is newer than this alife reads "
+                                      f"({SCHEMA_VERSION}); upgrade alife")
+    if version < 1 or schema.COMMITS not in f:
+        raise FileFormatError(str(p), f"lineage schema {version} is not supported")
+    genome_size = schema.scalar_attr(attrs, "genome_size", int, 0, MAX_GENOME_SIZE)
+    schema.scalar_attr(attrs, "root_step", int, ROOT_STEP, ROOT_STEP, default=ROOT_STEP)
+    parsed = {}
+    for k in _JSON_ATTRS:
+        if k in attrs:
+            attrs[k] = schema.scalar_attr(attrs, k, str)
+            try:
+                parsed[k] = json.loads(attrs[k])
+            except json.JSONDecodeError as e:
+                raise schema.FileProblem(f"attribute '{k}' is not valid JSON ({e.msg})") from None
+    causes = parsed.get("causes", [])
+    if not (isinstance(causes, list) and all(isinstance(c, str) for c in causes)
+            and len(set(causes)) == len(causes) and len(causes) <= 256):
+        raise schema.FileProblem("attribute 'causes' should be a list of distinct names")
+    for k in ("genome_layout", "resumes", "plugins"):
+        if k in parsed and not isinstance(parsed[k], list):
+            raise schema.FileProblem(f"attribute '{k}' should be a JSON list")
+    cols = schema.columns(genome_size)
+    ncol = len(cols) + 2
+    commits = schema.checked_dataset(f, schema.COMMITS, "i8", (ncol,), f[schema.COMMITS].shape[0]
+                                     if isinstance(f[schema.COMMITS], h5py.Dataset) else 0, size)
+    try:
+        names = json.loads(schema.scalar_attr(commits.attrs, "columns", str))
+    except json.JSONDecodeError:
+        names = None
+    if not isinstance(names, list) or names[1:-1] != [c.path for c in cols]:
+        raise FileFormatError(str(p), "the commit table does not match the schema's datasets")
+    row = schema.last_commit(commits[...])
+    if row is None:
+        raise FileFormatError(str(p), "no valid commit (the file is corrupt)")
+    step, counts = int(row[0]), row[1:-1]
+    if step < ROOT_STEP - 1:
+        raise schema.FileProblem(f"the last commit names step {step}")
+    if (counts < 0).any():
+        bad = cols[int(np.flatnonzero(counts < 0)[0])].path
+        raise schema.FileProblem(f"the last commit names a negative row count for {bad}")
+    by_table: dict[str, tuple[str, int]] = {}
+    for c, n in zip(cols, counts, strict=True):
+        table = c.path.rsplit("/", 1)[0] if "/" in c.path else c.path
+        first = by_table.setdefault(table, (c.path, int(n)))
+        if first[1] != n:
+            raise schema.FileProblem(f"the last commit names {first[1]} rows of {first[0]} but {n} of {c.path}")
+    data = {}
+    for c, n in zip(cols, counts, strict=True):
+        d = schema.checked_dataset(f, c.path, c.dtype, c.tail, int(n), size)
+        data[c.path] = d[: int(n)]
+    check_records(data, causes)
+    return attrs, data, step
+
+
+def check_records(data: dict[str, np.ndarray], causes: list[str]) -> None:
+    """Every id and code that indexes a table lies within it: births in increasing id order,
+    parents ids or -1, strategy codes below the strategy names (which are text and distinct),
+    death causes below the ``causes`` attribute, species ids ``0, 1, ...`` with older parent
+    species, every species reference within the species table, and each observable sampled at
+    increasing steps (one value per step). Raises
+    :class:`~alife.lineage.schema.FileProblem`. (Links that are merely inconsistent, such as a
+    parent born after its child, are left to :meth:`LineageFile.check`.)"""
+    ids = data["births/id"]
+    if ids.size and (ids[0] < 0 or np.any(np.diff(ids) <= 0)):
+        raise schema.FileProblem("births are not in increasing id order")
+    if data["births/parents"].size and data["births/parents"].min() < -1:
+        raise schema.FileProblem("births/parents holds an id below -1")
+    names = data["strategy_names"]
+    try:
+        decoded = [s.decode() for s in names]
+    except UnicodeDecodeError:
+        raise schema.FileProblem("strategy_names holds a name that is not text") from None
+    if len(set(decoded)) != len(decoded):
+        raise schema.FileProblem("strategy_names holds a name twice")
+    _below(data["births/strategy"], len(decoded), "births/strategy", "strategy_names")
+    _below(data["deaths/cause"], len(causes), "deaths/cause", "the 'causes' attribute")
+    sid = data["species/id"]
+    n_sp = sid.size
+    if not np.array_equal(sid, np.arange(n_sp)):
+        raise schema.FileProblem("species/id is not 0, 1, 2, ... in order")
+    sp_parent = data["species/parent"]
+    if n_sp and (sp_parent.min() < -1 or np.any(sp_parent >= sid)):
+        raise schema.FileProblem("species/parent names a species that is not older (or not in the file)")
+    for name in OBSERVABLES:
+        if np.any(np.diff(data[f"observables/{name}/step"]) <= 0):
+            raise schema.FileProblem(f"observables/{name}/step is not in increasing order")
+    for name in ("births/species", "extinctions/species"):
+        v = data[name]
+        if v.size and v.min() < 0:
+            raise schema.FileProblem(f"{name} holds a negative species id")
+        _below(v, n_sp, name, "species/id")
+
+
+def _below(values: np.ndarray, n: int, name: str, table: str) -> None:
+    if values.size and int(values.max()) >= n:
+        raise schema.FileProblem(f"{name} holds {int(values.max())}, but {table} has only {n} entries")
+
+
+def _looks_hdf5(p: Path) -> bool:
+    """The HDF5 signature at offset 0 or a user-block boundary (512, 1024, 2048, ...), read with
+    plain file reads (``h5py.is_hdf5`` opens the file through HDF5 and its locking)."""
+    size = p.stat().st_size
+    with p.open("rb") as fh:
+        at = 0
+        while at + 8 <= size:
+            fh.seek(at)
+            if fh.read(8) == b"\x89HDF\r\n\x1a\n":
+                return True
+            at = 512 if at == 0 else at * 2
+    return False
 
 
 def _stored_eof(p: Path) -> int | None:
@@ -124,9 +251,7 @@ class LineageFile:
         self.path = Path(path)
         raw, self.data, self.last_step = read_committed(self.path)
         self.attrs = {k: (json.loads(v) if k in _JSON_ATTRS else v) for k, v in raw.items()}
-        ids = self.data["births/id"]
-        if ids.size and np.any(np.diff(ids) <= 0):
-            raise FileFormatError(str(self.path), "births are not in increasing id order")
+        ids = self.data["births/id"]  # in increasing order: read_committed checked it
         self.ids = ids
         self.birth_step = self.data["births/step"]
         self.parent_ids = self.data["births/parents"]
@@ -137,14 +262,26 @@ class LineageFile:
         ok = drow >= 0
         self.death_step[drow[ok]] = self.data["deaths/step"][ok]
         self.living_mask = self.death_step < 0
-        p1 = self.rows(self.parent_ids[:, 0]) if ids.size else np.zeros(0, np.int64)
-        #: row of each birth's first parent, -1 for a root (or a parent missing from the file)
-        self.parent = p1
+        prow = self.rows(self.parent_ids) if ids.size else np.zeros((0, 2), np.int64)
+        own = np.arange(ids.size)[:, None]
+        #: ``[n, 2]``: True where a parent is this agent itself or born after it. Ids grow with
+        #: birth order, so in a sound file every parent's row precedes its child's; such links
+        #: (a damaged file, or a plugin that bred from dead slots) can close cycles.
+        self.late_parent = (prow >= 0) & (prow >= own)
+        #: row of each birth's first parent, -1 for a root (or a parent missing from the file, or
+        #: a late one): cut there, the first-parent links always form a forest, so every walk ends
+        self.parent = np.where(self.late_parent[:, 0], -1, prow[:, 0])
+        #: details of the checks that failed in the last :meth:`check`, by check name
+        self.check_notes: dict[str, str] = {}
 
     # ------------------------------------------------------------------ ids and rows
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """Births-table row of each id, ``-1`` where an id is not in the file."""
         ids = np.asarray(ids, dtype=np.int64)
+        n = self.ids.size
+        if n and int(self.ids[-1]) - int(self.ids[0]) == n - 1:  # ids without gaps: no search
+            r = ids - self.ids[0]
+            return np.where((r >= 0) & (r < n), r, -1)
         r = np.searchsorted(self.ids, ids)
         r = np.minimum(r, max(self.ids.size - 1, 0))
         found = (self.ids.size > 0) & (self.ids[r] == ids) & (ids >= 0) if self.ids.size else np.zeros(ids.shape, bool)
@@ -257,18 +394,52 @@ class LineageFile:
         return (r >= 0) & (self.parent_ids[top, 0] < 0)
 
     def check(self) -> dict[str, bool]:
-        """Integrity of the records: ids unique, every parent id (either parent) present, deaths
-        of known agents once each and not before birth, every living agent's line reaching a root."""
+        """Integrity of the records: ids unique, every parent id (either parent) present and born
+        before its child (no agent its own ancestor), deaths of known agents once each and not
+        before birth, records within the committed steps, every living agent's line reaching a
+        root. What failed is explained in :attr:`check_notes`."""
         dead = self.rows(self.data["deaths/id"])
         par = self.parent_ids[self.parent_ids >= 0]
-        return {
+        dstep = self.data["deaths/step"]
+        late = self.late_parent.any(axis=1)
+        checks = {
             "ids unique": bool(np.unique(self.ids).size == self.ids.size),
             "every parent in the file": bool(self.rows(par).min(initial=0) >= 0),
+            "every parent born before its child": not bool(late.any()),
             "deaths of known agents, once each": bool(dead.min(initial=0) >= 0
                                                       and np.unique(dead).size == dead.size),
-            "no death before birth": bool(np.all(self.data["deaths/step"] >= self.birth_step[np.maximum(dead, 0)])),
+            "no death before birth": bool(np.all(dstep >= self.birth_step[np.maximum(dead, 0)])),
+            "records within the committed steps": bool(
+                self.birth_step.min(initial=ROOT_STEP) >= ROOT_STEP
+                and self.birth_step.max(initial=ROOT_STEP) <= self.last_step
+                and dstep.min(initial=0) >= 0 and dstep.max(initial=0) <= max(self.last_step, 0)),
             "every living line reaches a root": bool(self.reaches_root(self.living).all()),
         }
+        self.check_notes = {}
+        if late.any():
+            self.check_notes["every parent born before its child"] = self._late_parent_note()
+        return checks
+
+    def _late_parent_note(self) -> str:
+        """Which agents name themselves or a later agent as parent, and the cycles that closes."""
+        def some(ids: np.ndarray) -> str:
+            more = f" and {ids.size - 8} more" if ids.size > 8 else ""
+            return ", ".join(map(str, ids[:8].tolist())) + more
+
+        parts = []
+        own = np.flatnonzero((self.parent_ids == self.ids[:, None]).any(axis=1))
+        if own.size:
+            parts.append(f"agent{'s' if own.size > 1 else ''} {some(self.ids[own])} "
+                         f"{'are their' if own.size > 1 else 'is its'} own parent")
+        links = self.rows(self.parent_ids[:, 0])
+        cyc = np.setdiff1d(tree.cycle_nodes(np.where(links >= 0, links, -1)), own)
+        if cyc.size:
+            parts.append(f"agents {some(self.ids[cyc])} are each other's ancestors (a cycle)")
+        rest = np.setdiff1d(np.flatnonzero(self.late_parent.any(axis=1)), np.union1d(own, cyc))
+        if rest.size:
+            parts.append(f"agent{'s' if rest.size > 1 else ''} {some(self.ids[rest])} "
+                         f"name{'' if rest.size > 1 else 's'} a parent born after {'them' if rest.size > 1 else 'it'}")
+        return "; ".join(parts)
 
     def descendants(self, agent_id: int) -> np.ndarray:
         """Ids of every descendant of ``agent_id`` through either parent (not the agent itself)."""

@@ -172,10 +172,174 @@ def append_commit(f: h5py.File, step: int, cols: list[Column]) -> None:
     d[n] = row
 
 
+def checksums(rows: np.ndarray) -> np.ndarray:
+    """:func:`checksum` of every row of ``rows [c, k]`` at once (int64 ``[c]``)."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.ndim != 2 or rows.shape[1] == 0:
+        return np.zeros(rows.shape[0] if rows.ndim else 0, dtype=np.int64)
+    v = mix64(rows.view(np.uint64) + _MIX[0])
+    pos = mix64(np.arange(1, rows.shape[1] + 1, dtype=np.uint64))
+    return (mix64(v ^ pos[None, :]).sum(axis=1, dtype=np.uint64) >> np.uint64(1)).astype(np.int64)
+
+
 def last_commit(commits: np.ndarray) -> np.ndarray | None:
     """The last commit row whose checksum matches (``None`` when there is none)."""
-    for i in range(commits.shape[0] - 1, -1, -1):
-        row = commits[i]
-        if checksum(row[:-1]) == int(row[-1]):
-            return row
+    if commits.ndim != 2 or commits.shape[0] == 0 or commits.shape[1] < 2:
+        return None
+    good = np.flatnonzero(checksums(commits[:, :-1]) == commits[:, -1])
+    return commits[good[-1]] if good.size else None
+
+
+# ---------------------------------------------------------------------- checks shared by readers
+#: deflate (RFC 1951) cannot expand data by more than about 1032:1 (a 258-byte match costs at
+#: least 2 bits), and the zlib wrapper only adds bytes: ``rows x row bytes`` read from gzip-
+#: compressed chunks is at most this many times the bytes those chunks occupy on disk
+MAX_DEFLATE_RATIO = 1032
+#: the HDF5 filters a file of ours may use: deflate, shuffle, fletcher32
+ALLOWED_FILTERS = {1: "gzip", 2: "shuffle", 3: "fletcher32"}
+#: the largest chunk a reader accepts (our chunks are 64 KiB of rows, a resource frame, or 16
+#: genome rows); HDF5 decodes a whole chunk to read any row of it
+MAX_CHUNK_BYTES = 64 << 20
+#: allowance per dataset for a last chunk a live writer has sized but not yet stored
+_SLACK_BYTES = 1 << 20
+
+
+class FileProblem(ValueError):
+    """A dataset or attribute of a file is not what the format allows; the message says which."""
+
+
+def regular_file_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be read as an HDF5 file of ours without opening it (a FIFO would block
+    the open, a device would never end), or ``None``."""
+    import stat
+
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return "no such file"
+    except OSError as e:
+        return f"cannot be read ({e.strerror or e})"
+    if stat.S_ISDIR(st.st_mode):
+        return "is a folder, not a file"
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a FIFO" if stat.S_ISFIFO(st.st_mode) else "a socket" if stat.S_ISSOCK(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "special")
+        return f"not a regular file ({kind})"
     return None
+
+
+def open_for_reading(path: Path) -> h5py.File:
+    """Open an HDF5 file for reading without HDF5 file locking, so a reader never blocks a writer
+    (nor a writer's reopen after compaction fails because someone reads). A file a SWMR writer has
+    open (or was killed holding) is opened in SWMR read mode. Raises ``OSError`` as h5py does."""
+    try:
+        return h5py.File(path, "r", locking=False)
+    except OSError as e:
+        msg = str(e)
+        if "already open for write" in msg:
+            return h5py.File(path, "r", swmr=True, locking=False)
+        if "locking flag values don't match" not in msg:
+            raise
+    # this process already holds the file with HDF5's default locking (a writer of another kind)
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        if "already open" not in str(e):
+            raise
+        return h5py.File(path, "r", swmr=True)
+
+
+def scalar_attr(attrs: h5py.AttributeManager | dict, name: str, kind: type, lo: float | None = None,
+                hi: float | None = None, default: object = None) -> object:
+    """An attribute that must be one number (``kind`` int or float) within ``[lo, hi]``, or one
+    string (``kind`` str). Raises :class:`FileProblem`."""
+    if name not in attrs:
+        if default is not None:
+            return default
+        raise FileProblem(f"attribute '{name}' is missing")
+    v = attrs[name]
+    if isinstance(v, np.ndarray) and v.shape == ():
+        v = v[()]
+    if kind is str:
+        if isinstance(v, bytes):
+            try:
+                v = v.decode()
+            except UnicodeDecodeError:
+                raise FileProblem(f"attribute '{name}' is not text") from None
+        if not isinstance(v, str):
+            raise FileProblem(f"attribute '{name}' should be text, got {type(v).__name__}")
+        return v
+    ok = (isinstance(v, int | np.integer) and not isinstance(v, bool | np.bool_)) if kind is int \
+        else isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool | np.bool_)
+    if not ok:
+        raise FileProblem(f"attribute '{name}' should be one {'integer' if kind is int else 'number'}, "
+                          f"got {_describe(v)}")
+    v = kind(v)
+    if kind is float and not np.isfinite(v):
+        raise FileProblem(f"attribute '{name}' is {v}, not a finite number")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise FileProblem(f"attribute '{name}' is {v}, outside [{lo}, {hi}]")
+    return v
+
+
+def _describe(v: object) -> str:
+    if isinstance(v, np.ndarray):
+        return f"an array of shape {v.shape} ({v.dtype})"
+    return f"{v!r} ({type(v).__name__})"[:80]
+
+
+def checked_dataset(f: h5py.File, name: str, dtype: str | np.dtype, tail: tuple[int, ...] | None,
+                    rows: int, file_size: int) -> h5py.Dataset:
+    """The dataset ``name`` after every check a reader needs before it reads ``rows`` rows of it.
+
+    Every link on the path is a hard link (no soft or external links); it is a dataset of exactly
+    ``dtype`` (so no variable-length strings or other types where numbers belong) with ``1 +
+    len(tail)`` dimensions, the trailing ones ``tail`` (``None``: any); its data is in this file (no
+    external storage, not virtual) and passes only through :data:`ALLOWED_FILTERS`; its chunks are
+    at most :data:`MAX_CHUNK_BYTES`; it has at least ``rows`` rows; and those rows fit in the bytes
+    the dataset occupies on disk (times :data:`MAX_DEFLATE_RATIO` when compressed), so a dataset
+    declared huge in a small file is refused before anything is allocated. Raises
+    :class:`FileProblem`.
+    """
+    parts = name.split("/")
+    for i in range(1, len(parts) + 1):
+        sub = "/".join(parts[:i])
+        link = f.get(sub, getlink=True)
+        if link is None:
+            raise FileProblem(f"{name} is missing")
+        if not isinstance(link, h5py.HardLink):
+            raise FileProblem(f"{sub} is a {type(link).__name__}; a file of ours has only plain links")
+    d = f[name]
+    if not isinstance(d, h5py.Dataset):
+        raise FileProblem(f"{name} is not a dataset")
+    want = np.dtype(dtype)
+    if d.dtype != want:
+        raise FileProblem(f"{name} has type {d.dtype}, expected {want}")
+    if tail is not None and (d.ndim != 1 + len(tail) or tuple(d.shape[1:]) != tuple(tail)):
+        raise FileProblem(f"{name} has shape {d.shape}, expected (rows, {', '.join(map(str, tail))})"
+                          if tail else f"{name} has shape {d.shape}, expected one dimension")
+    if d.ndim == 0:
+        raise FileProblem(f"{name} is a scalar, expected rows")
+    if d.is_virtual or d.external:
+        raise FileProblem(f"{name} keeps its data outside this file (external or virtual storage)")
+    dcpl = d.id.get_create_plist()
+    compressed = False
+    for i in range(dcpl.get_nfilters()):
+        code = int(dcpl.get_filter(i)[0])
+        if code not in ALLOWED_FILTERS:
+            raise FileProblem(f"{name} uses HDF5 filter {code}, which a file of ours never uses")
+        compressed |= code == 1
+    row_bytes = want.itemsize * int(np.prod(d.shape[1:], dtype=np.int64))
+    chunk_bytes = want.itemsize * int(np.prod(d.chunks, dtype=np.float64)) if d.chunks else 0
+    if chunk_bytes > MAX_CHUNK_BYTES:
+        raise FileProblem(f"{name} has chunks of {chunk_bytes} bytes (at most {MAX_CHUNK_BYTES})")
+    if rows < 0 or rows > d.shape[0]:
+        raise FileProblem(f"{name} holds {d.shape[0]} rows but {rows} are declared")
+    need = rows * row_bytes
+    if need:
+        stored = min(int(d.id.get_storage_size()), int(file_size))
+        can = stored * (MAX_DEFLATE_RATIO if compressed else 1) + min(chunk_bytes, _SLACK_BYTES)
+        if need > can:
+            raise FileProblem(f"{name} declares {rows} rows ({need} bytes) but its {stored} bytes on "
+                              f"disk can hold at most {can}")
+    return d

@@ -410,32 +410,84 @@ class Replay:
         self.close()
 
 
+#: the largest world side a replay may declare (the world file's own limit for width and height)
+MAX_SIDE = 1 << 14
+
+
+def _check_replay(f: h5py.File, size: int) -> None:
+    """Check a replay before anything is allocated from it: the world's size, the dataset types,
+    shapes and sizes against the frame index and against the bytes the file holds, the frame
+    index itself (starts and counts within the agent rows, in order), and no HDF5 feature a file
+    of ours never uses. Raises :class:`~alife.lineage.schema.FileProblem`."""
+    from alife.lineage.schema import FileProblem, checked_dataset, scalar_attr
+
+    a = f.attrs
+    w = scalar_attr(a, "width", int, 1, MAX_SIDE)
+    h = scalar_attr(a, "height", int, 1, MAX_SIDE)
+    scalar_attr(a, "every", int, 1)
+    if scalar_attr(a, "resource_max", float) <= 0:
+        raise FileProblem("attribute 'resource_max' must be above 0")
+    if "energy_max" in a:
+        scalar_attr(a, "energy_max", float)
+    index = {name: checked_dataset(f, f"frames/{name}", "i8", (), 0, size) for name in ("step", "start", "count")}
+    res = checked_dataset(f, "frames/resource", "u1", (h, w), 0, size)
+    optional = OPTIONAL_COLUMNS
+    agents = {name: checked_dataset(f, f"agents/{name}", dt, shape, 0, size)
+              for name, dt, shape in COLUMNS if name not in optional or name in f["agents"]}
+    n = min(d.shape[0] for d in (*index.values(), res))
+    for name in ("step", "start", "count"):
+        checked_dataset(f, f"frames/{name}", "i8", (), n, size)
+    checked_dataset(f, "frames/resource", "u1", (h, w), n, size)
+    steps, starts, counts = (index[k][:n] for k in ("step", "start", "count"))
+    rows = min(d.shape[0] for name, d in agents.items() if name not in optional)
+    ends = starts + counts
+    k = int(np.searchsorted(np.maximum.accumulate(ends), rows, side="right")) if n else 0
+    steps, starts, counts, ends = steps[:k], starts[:k], counts[:k], ends[:k]
+    if k and (starts.min() < 0 or counts.min() < 0):
+        raise FileProblem("the frame index holds a negative start or count")
+    if k and (steps.min() < 0 or np.any(np.diff(steps) < 0)):
+        raise FileProblem("the frame index's steps are negative or out of order")
+    if k > 1 and np.any(starts[1:] < ends[:-1]):
+        raise FileProblem("the frame index's agent rows overlap or are out of order")
+    last = int(ends[-1]) if k else 0
+    for name, dt, shape in COLUMNS:
+        if name in agents and name not in optional:
+            checked_dataset(f, f"agents/{name}", dt, shape, last, size)
+
+
 def open_replay(path: str | Path) -> Replay:
     """Open ``replay.h5`` (or a run folder holding one) for reading.
 
+    Opens without HDF5 file locking (a reader never blocks the run writing the file) and checks
+    the file (:func:`_check_replay`) before reading any frame.
+
     Raises:
-        FileFormatError: the file is missing, not HDF5, truncated, foreign or of a newer schema.
+        FileFormatError: the file is missing, not a regular file, not HDF5, truncated, foreign,
+            of a newer schema, or declares what it cannot hold.
     """
+    from alife.lineage.schema import FileProblem, open_for_reading, regular_file_problem
+
     p = Path(path)
     if p.is_dir():
         p = p / "replay.h5"
-    if not p.exists():
-        raise FileFormatError(str(p), "no such file")
+    problem = regular_file_problem(p)
+    if problem:
+        raise FileFormatError(str(p), problem)
+    size = p.stat().st_size
     try:
-        f = h5py.File(p, "r")
-    except (OSError, RuntimeError) as e:
-        # only a file flagged open by a SWMR writer (running, or killed) is worth a SWMR read: on a
+        # only a file flagged open by a SWMR writer (running, or killed) gets a SWMR read: on a
         # truncated file HDF5's SWMR read retries a bad read for minutes instead of failing
-        if "already open for write" not in str(e):
-            raise FileFormatError(str(p), f"not a readable HDF5 file (truncated or foreign): {e}") from None
-        try:
-            f = h5py.File(p, "r", swmr=True)
-        except (OSError, RuntimeError) as e2:
-            raise FileFormatError(str(p), f"not a readable HDF5 file (truncated or foreign): {e2}") from None
+        f = open_for_reading(p)
+    except (OSError, RuntimeError, ValueError) as e:
+        raise FileFormatError(str(p), f"not a readable HDF5 file (truncated or foreign): {e}") from None
     try:
         _check_format(f, p)
+        _check_replay(f, size)
         replay = Replay(f, p)
-    except (KeyError, OSError, RuntimeError, ValueError) as e:
+    except FileProblem as e:
+        f.close()
+        raise FileFormatError(str(p), str(e)) from None
+    except (KeyError, OSError, RuntimeError, ValueError, TypeError, IndexError) as e:
         f.close()
         raise FileFormatError(str(p), f"damaged replay: {e}") from None
     except FileFormatError:
