@@ -1,4 +1,4 @@
-"""Classic-control dynamics stepped for a whole batch of episodes at once, in numpy.
+"""Classic-control and Taxi dynamics stepped for a whole batch of episodes at once, in numpy.
 
 Gymnasium's CartPole, Acrobot and Pendulum are scalar Python simulators; stepping hundreds of
 them one at a time (as ``SyncVectorEnv`` does) costs 15-60 microseconds per environment step, which
@@ -7,6 +7,8 @@ Here the same equations run as array operations over every running episode; the 
 read from the gymnasium environment itself, and each episode still starts from
 ``env.reset(seed=...)`` of a real gymnasium environment, so initial states are gymnasium's own.
 ``tests/generational/test_batched.py`` checks trajectories against gymnasium step by step.
+Taxi (a table of 500 states by 6 actions) steps as table look-ups built from the environment's
+own transition table ``P``.
 
 Each class offers ``reset(envs, seeds) -> obs`` and ``step(rows, actions) -> (obs, reward,
 terminated)`` over the rows still running; the time limit is applied by the caller.
@@ -161,17 +163,49 @@ class PendulumBatch:
         return self._obs(ns), -costs, np.zeros(rows.size, dtype=bool)
 
 
+class TaxiBatch:
+    """``Taxi-v3``/``v4`` (gymnasium ``toy_text/taxi.py``, Dietterich 2000) as look-ups in tables
+    built from the environment's transition table ``P``; only the deterministic form (no rainy
+    moves, no fickle passenger: every ``P[s][a]`` a single transition), as ``gym.make`` gives it."""
+
+    def __init__(self, env: Any):
+        u = env.unwrapped
+        if getattr(u, "fickle_passenger", False) or any(len(t) != 1 for row in u.P.values() for t in row.values()):
+            raise ValueError("batched Taxi is the deterministic one; use the gymnasium stepping")
+        n_s, n_a = int(u.observation_space.n), int(u.action_space.n)
+        self.next = np.zeros((n_s, n_a), dtype=np.int64)
+        self.reward = np.zeros((n_s, n_a), dtype=np.float64)
+        self.done = np.zeros((n_s, n_a), dtype=bool)
+        for s, row in u.P.items():
+            for a, ((_, ns, r, term),) in row.items():
+                self.next[s, a], self.reward[s, a], self.done[s, a] = ns, r, term
+        self.s = np.zeros(0, dtype=np.int64)
+
+    def reset(self, envs: list[Any], seeds: np.ndarray) -> np.ndarray:
+        self.s = np.array([env.reset(seed=int(seed))[0] for env, seed in zip(envs, seeds, strict=True)],
+                          dtype=np.int64)
+        return self.s.copy()
+
+    def step(self, rows: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        s, a = self.s[rows], np.asarray(actions, dtype=np.int64)
+        ns = self.next[s, a]
+        self.s[rows] = ns
+        return ns, self.reward[s, a], self.done[s, a]
+
+
 #: gymnasium entry point -> batched dynamics; matched on the unwrapped class, so a user's
 #: re-registration under another id with other constants is still stepped correctly
-BATCHED = {"CartPoleEnv": CartPoleBatch, "AcrobotEnv": AcrobotBatch, "PendulumEnv": PendulumBatch}
+BATCHED = {("classic_control", "CartPoleEnv"): CartPoleBatch, ("classic_control", "AcrobotEnv"): AcrobotBatch,
+           ("classic_control", "PendulumEnv"): PendulumBatch, ("toy_text", "TaxiEnv"): TaxiBatch}
 
 
 def batched_for(env: Any) -> Any | None:
     """Batched dynamics for ``env`` when its simulator is one of gymnasium's classic-control
-    tasks (and not subclassed), else ``None``."""
+    tasks or Taxi (and not subclassed), else ``None``."""
     u = env.unwrapped
-    cls = BATCHED.get(type(u).__name__)
-    if cls is None or type(u).__module__.split(".")[:3] != ["gymnasium", "envs", "classic_control"]:
+    mod = type(u).__module__.split(".")
+    cls = BATCHED.get((mod[2] if len(mod) > 2 else "", type(u).__name__))
+    if cls is None or mod[:2] != ["gymnasium", "envs"]:
         return None
     try:
         return cls(env)

@@ -4,8 +4,14 @@ A pool of gymnasium environments (made once, reused every generation) plays one 
 row ``b`` runs the policy in genome row ``b`` from ``env.reset(seed=seeds[b])``. Each step, the
 observations of every still-running episode are stacked and all policies act in one batched
 forward pass (:func:`alife.generational.policy.act`); gymnasium environments step one at a time,
-as ``SyncVectorEnv`` does, since the simulators themselves are scalar. Episodes end on
-``terminated`` or ``truncated``; no autoreset, so each row is exactly one seeded episode.
+as ``SyncVectorEnv`` does, since the simulators themselves are scalar, and the observations they
+return are encoded together (:class:`alife.generational.policy.ObsEncoder`: stacked, or flattened
+by gymnasium for non-``Box`` spaces). Episodes end on ``terminated`` or ``truncated``; no
+autoreset, so each row is exactly one seeded episode.
+
+:class:`EpisodePool` is the in-process evaluator of :mod:`alife.generational.workers` (the
+evaluation seam): ``play`` takes genome rows as a float array (torch or numpy) and the layout as a
+:class:`alife.genome.Layout` or its plain table (``Layout.to_table()``).
 
 Training and held-out episodes draw from disjoint seed ranges (:func:`training_seeds`,
 :func:`heldout_seeds`): the Neural Mutator prototype's evaluation episodes were unseeded, and its
@@ -15,6 +21,7 @@ the held-out score is never seen by selection.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import numpy as np
@@ -22,7 +29,8 @@ import torch
 
 from alife.config import ConfigError
 from alife.generational.batched import batched_for
-from alife.generational.policy import PolicySpec, act, policy_spec
+from alife.generational.policy import ObsEncoder, PolicySpec, act, policy_spec
+from alife.genome import Layout
 
 #: held-out episode seeds are HELDOUT_BASE + i; training seeds are drawn below it, so the two never meet
 HELDOUT_BASE = 1 << 31
@@ -82,24 +90,37 @@ class EpisodePool:
         self.reward_threshold = getattr(first.spec, "reward_threshold", None) if first.spec else None
         self.limit = time_limit(first)
         self.batched = batched_for(first) if batched else None
+        self.encode = ObsEncoder(self.spec)
+        self._layouts: dict[str, Layout] = {}
+
+    def layout_of(self, layout: Layout | list[dict]) -> Layout:
+        """``layout`` as a :class:`Layout`: a table (``Layout.to_table()``) is read once and kept."""
+        if isinstance(layout, Layout):
+            return layout
+        key = json.dumps(layout, sort_keys=True)
+        if key not in self._layouts:
+            self._layouts[key] = Layout.from_table(layout)
+        return self._layouts[key]
 
     def _grow(self, n: int) -> None:
         while len(self.envs) < n:
             self.envs.append(make_env(self.env_id, self.max_episode_steps, self.source))
 
-    def play(self, genomes: torch.Tensor, layout: Any, seeds: np.ndarray,
+    def play(self, genomes: torch.Tensor | np.ndarray, layout: Layout | list[dict], seeds: np.ndarray,
              mapping: str = "tanh") -> tuple[np.ndarray, int]:
-        """Play one episode per row of ``genomes`` (``[B, size]``) from ``seeds`` (``[B]``).
+        """Play one episode per row of ``genomes`` (``[B, size]`` floats) from ``seeds`` (``[B]``).
 
         Returns the ``[B]`` undiscounted returns (float64) and the number of environment steps taken.
         """
+        if isinstance(genomes, np.ndarray):
+            genomes = torch.from_numpy(np.ascontiguousarray(genomes, dtype=np.float32))
+        layout = self.layout_of(layout)
         b = genomes.shape[0]
         self._grow(b)
         envs = self.envs[:b]
         if self.batched is not None:
             return self._play_batched(genomes, layout, envs, seeds, mapping)
-        first = [env.reset(seed=int(s))[0] for env, s in zip(envs, seeds, strict=True)]
-        obs = np.stack([np.asarray(o) for o in first])
+        obs = self.encode([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds, strict=True)])
         returns = np.zeros(b, dtype=np.float64)
         active = np.arange(b)
         steps = 0
@@ -108,11 +129,13 @@ class EpisodePool:
             x = torch.from_numpy(obs[active]).to(genomes.device)
             actions = act(genomes.index_select(0, idx), layout, self.spec, x, mapping)
             keep = np.ones(active.size, dtype=bool)
+            new = []
             for j, i in enumerate(active):
                 o, r, terminated, truncated, _ = envs[i].step(actions[j])
                 returns[i] += float(r)
-                obs[i] = o
+                new.append(o)
                 keep[j] = not (terminated or truncated)
+            obs[active] = self.encode(new)
             steps += active.size
             active = active[keep]
         return returns, steps
@@ -120,7 +143,7 @@ class EpisodePool:
     def _play_batched(self, genomes: torch.Tensor, layout: Any, envs: list[Any], seeds: np.ndarray,
                       mapping: str) -> tuple[np.ndarray, int]:
         b = genomes.shape[0]
-        obs = self.batched.reset(envs, seeds)
+        obs = self.encode.stacked(self.batched.reset(envs, seeds))
         returns = np.zeros(b, dtype=np.float64)
         active = np.arange(b)
         steps = t = 0
@@ -131,7 +154,7 @@ class EpisodePool:
             actions = act(genomes.index_select(0, idx), layout, self.spec, x, mapping)
             o, r, terminated = self.batched.step(active, actions)
             returns[active] += r
-            obs[active] = o
+            obs[active] = self.encode.stacked(o)
             steps += active.size
             t += 1
             active = active[~terminated & (t < limit)]

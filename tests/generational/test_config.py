@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from alife import config as config_mod
@@ -62,12 +63,24 @@ def test_unknown_env_id_is_a_clear_error(cartpole_world):
 def test_unsupported_spaces_are_refused():
     from gymnasium import spaces
 
-    with pytest.raises(SpaceError, match="observation space"):
-        policy_spec(spaces.Dict({"a": spaces.Discrete(2)}), spaces.Discrete(2))
-    with pytest.raises(SpaceError, match="action space"):
-        policy_spec(spaces.Box(-1, 1, (3,)), spaces.MultiDiscrete([2, 2]))
+    text = spaces.Text(5)
+    with pytest.raises(SpaceError, match=r"^observation space Text\(.*cannot be driven") as e:
+        policy_spec(text, spaces.Discrete(2))
+    assert "\n" not in str(e.value)
+    with pytest.raises(SpaceError, match=r"observation space Dict.*its part Text"):
+        policy_spec(spaces.Dict({"a": spaces.Discrete(2), "b": text}), spaces.Discrete(2))
+    with pytest.raises(SpaceError, match=r"observation space Sequence"):
+        policy_spec(spaces.Sequence(spaces.Discrete(2)), spaces.Discrete(2))
+    with pytest.raises(SpaceError, match=r"observation space Graph"):
+        policy_spec(spaces.Graph(spaces.Box(-1, 1, (2,)), None), spaces.Discrete(2))
+    with pytest.raises(SpaceError, match=r"^action space Tuple.*cannot be driven"):
+        policy_spec(spaces.Box(-1, 1, (3,)), spaces.Tuple((spaces.Discrete(2), spaces.Discrete(3))))
+    with pytest.raises(SpaceError, match=r"^action space Text"):
+        policy_spec(spaces.Box(-1, 1, (3,)), text)
     with pytest.raises(SpaceError, match="unbounded"):
         policy_spec(spaces.Box(-1, 1, (3,)), spaces.Box(-float("inf"), float("inf"), (1,)))
+    with pytest.raises(SpaceError, match="unbounded"):
+        policy_spec(spaces.Box(-1, 1, (3,)), spaces.Box(np.array([-1.0, 0.0]), np.array([1.0, np.inf])))
 
 
 def test_truncation_refuses_an_ecology_world():
