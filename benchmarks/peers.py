@@ -6,6 +6,9 @@ the threshold rule and the held-out episodes are identical for both sides; only 
 differs. SNES: Schaul, Glasmachers & Schmidhuber 2011, "High dimensions and heavy tails for
 natural evolution strategies"; PGPE: Sehnke et al. 2010, with the ClipUp optimiser of Toklu et
 al. 2020 (EvoTorch's default).
+
+:func:`run_random` is the floor beside them: uniformly random actions (the action space's own
+``sample``, seeded) on the same held-out episodes.
 """
 
 from __future__ import annotations
@@ -105,3 +108,26 @@ def run_peer(algo: str, world: str, seed: int, max_env_steps: int) -> dict[str, 
             "cpu_to_threshold_s": None if reached is None else reached["cpu_s"],
             "wall_to_threshold_s": None if reached is None else reached["wall_s"],
             "heldout_mean": float(held.mean()), "heldout_std": float(held.std(ddof=1))}
+
+
+def run_random(world: str, seed: int) -> dict[str, Any]:
+    """Uniformly random actions on ``world``'s held-out episodes (no training, no steps spent)."""
+    cfg = config_mod.load(world)
+    task = cfg.task
+    pool = EpisodePool(task.env_id, task.max_episode_steps, cfg.source)
+    env = pool.envs[0]
+    env.action_space.seed(seed)
+    returns = []
+    for s in heldout_seeds(task.heldout_episodes):
+        env.reset(seed=int(s))
+        total, done = 0.0, False
+        while not done:
+            _, r, terminated, truncated, _ = env.step(env.action_space.sample())
+            total += float(r)
+            done = terminated or truncated
+        returns.append(total)
+    pool.close()
+    held = np.asarray(returns)
+    return {"method": "random-actions", "seed": seed, "generations": 0, "env_steps": 0, "reached": False,
+            "env_steps_to_threshold": None, "cpu_to_threshold_s": None, "wall_to_threshold_s": None,
+            "heldout_mean": float(held.mean()), "heldout_std": float(held.std(ddof=1)), "trained": False}

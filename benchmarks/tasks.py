@@ -3,6 +3,7 @@ next to EvoTorch's SNES and PGPE on the same episodes. Writes its table into ``d
 
     python benchmarks/tasks.py                      # CartPole, Acrobot, Pendulum; 5 seeds
     python benchmarks/tasks.py --tasks lunar_lander --seeds 3
+    python benchmarks/tasks.py --tasks taxi --seeds 3 --peers snes   # with the random-action floor
     python benchmarks/tasks.py --no-peers --out -   # print the table only
 
 For each task (a shipped world file) and method, over ``--seeds`` seeds: the environment steps,
@@ -43,6 +44,7 @@ TASKS: dict[str, tuple[str, int]] = {
     "acrobot": ("worlds/acrobot.toml", 1_000_000),
     "pendulum": ("worlds/pendulum.toml", 10_000_000),
     "lunar_lander": ("worlds/lunar_lander.toml", 20_000_000),
+    "taxi": ("worlds/taxi.toml", 2_000_000),
 }
 
 #: reproduction strategies the project has: name -> world overrides. The table grows with them.
@@ -98,20 +100,24 @@ def _fmt(m: float, lo: float, hi: float, scale: float = 1.0, digits: int = 0) ->
 def table(results: dict[str, list[dict[str, Any]]], thresholds: dict[str, float], seed: int = 0) -> str:
     rng = np.random.default_rng(seed)
     rows = ["| task | method | reached | env steps to threshold, median [95% CI] | CPU s to threshold | "
-            "wall s to threshold | held-out mean ± 95% CI (over seeds) | held-out >= threshold |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+            "wall s to threshold | held-out mean ± 95% CI (over seeds) | held-out per seed | held-out >= threshold |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for task, runs in results.items():
         thr = thresholds[task]
         for method in dict.fromkeys(r["method"] for r in runs):
             rs = [r for r in runs if r["method"] == method]
-            steps = median_ci([r["env_steps_to_threshold"] for r in rs], rng)
-            cpu = median_ci([r["cpu_to_threshold_s"] for r in rs], rng)
-            wall = median_ci([r["wall_to_threshold_s"] for r in rs], rng)
             hm, hci = mean_ci([r["heldout_mean"] for r in rs])
             ok = sum(r["heldout_mean"] >= thr for r in rs)
-            rows.append(f"| {task} ({thr:g}) | {method} | {sum(r['reached'] for r in rs)}/{len(rs)} | "
-                        f"{_fmt(*steps)} | {_fmt(*cpu, digits=2)} | {_fmt(*wall, digits=2)} | "
-                        f"{hm:.1f} ± {hci:.1f} | {ok}/{len(rs)} |")
+            per_seed = ", ".join(f"{r['heldout_mean']:.1f}" for r in rs)
+            if rs[0].get("trained", True):
+                steps = _fmt(*median_ci([r["env_steps_to_threshold"] for r in rs], rng))
+                cpu = _fmt(*median_ci([r["cpu_to_threshold_s"] for r in rs], rng), digits=2)
+                wall = _fmt(*median_ci([r["wall_to_threshold_s"] for r in rs], rng), digits=2)
+                reached = f"{sum(r['reached'] for r in rs)}/{len(rs)}"
+            else:  # the random-action floor: nothing trained, no threshold rule
+                steps = cpu = wall = reached = "n/a"
+            rows.append(f"| {task} ({thr:g}) | {method} | {reached} | {steps} | {cpu} | {wall} | "
+                        f"{hm:.1f} ± {hci:.1f} | {per_seed} | {ok}/{len(rs)} |")
     return "\n".join(rows)
 
 
@@ -148,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strategies", nargs="+", default=sorted(STRATEGIES), choices=sorted(STRATEGIES))
     p.add_argument("--no-peers", action="store_true", help="skip EvoTorch SNES/PGPE")
     p.add_argument("--peers", nargs="+", default=["snes", "pgpe"], choices=["snes", "pgpe"])
+    p.add_argument("--random-floor", nargs="*", default=["taxi"], choices=sorted(TASKS),
+                   help="tasks that also get a uniformly-random-action row (default: taxi)")
     p.add_argument("--out", default=str(ROOT / "docs" / "results.md"), help="markdown file, or - for stdout")
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "tasks_results.json"), help="raw per-run results")
     args = p.parse_args(argv)
@@ -171,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
                 runs.append(r)
                 print(f"{task} {r['method']} seed {seed}: steps {r['env_steps_to_threshold']} "
                       f"held-out {r['heldout_mean']:.1f}", flush=True)
+        if task in args.random_floor:
+            for seed in range(args.seeds):
+                r = peers.run_random(str(ROOT / world), seed)
+                runs.append(r)
+                print(f"{task} {r['method']} seed {seed}: held-out {r['heldout_mean']:.1f}", flush=True)
         if use_peers:
             for algo in args.peers:
                 for seed in range(args.seeds):
@@ -193,6 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         f"episodes ({confirm_note}; those episodes count in the steps). Held-out: that genome's mean return on 100 held-out seeded episodes (seeds disjoint "
         "from training), never the max over noisy training means. Steps and times are medians with "
         "95% bootstrap intervals (`>budget`: not reached); CPU seconds are this process's. "
+        "`random-actions`: uniformly random actions (the action space's seeded `sample`) on the same "
+        "held-out episodes, a floor. "
         "EvoTorch rows optimise the same policy network on the same episodes "
         + ("(SNES, PGPE with ClipUp; settings in `benchmarks/peers.py`)." if use_peers else
            "(not installed in this run: `pip install evotorch`)."),
