@@ -77,6 +77,11 @@ class Simulation:
             ov["seed"] = int(seed)
         self.config: WorldConfig = config_mod.load(world, ov)
         cfg = self.config
+        if cfg.task is not None:  # generational mode: never build an ecology world in its place
+            raise config_mod.ConfigError(
+                cfg.source, "[task]", "a task world (generational mode); alife.Simulation runs ecology "
+                f"worlds only: use alife.generational.runner.TaskRun({cfg.source!r}) or "
+                f"`alife run {cfg.source}`")
         self.seed = cfg.seed
         self.run_dir: Path | None = Path(run_dir) if run_dir is not None else None
         #: ``None`` for a new run; the step a resumed run continues from. Recorders opening their

@@ -5,7 +5,12 @@ in one run.
     python benchmarks/world_step.py --agents 10000 --json
 
 Agent-steps/s counts every living agent once per step, policy inference included (native and
-loop); the PettingZoo path feeds cached random actions, as the MAgent2 figure does.
+loop). The PettingZoo path and MAgent2 go through one harness (``bench_parallel_env``): each
+agent's action drawn once from ``env.action_space(a).sample()`` and cached (outside the timing),
+the same dict comprehension ``{a: cache[a] for a in env.agents}`` passed to ``env.step`` (timed
+with it), the same two untimed warm-up steps and the same number of timed steps (``--steps``).
+Neither side's actions are converted (ours are float32 rows, MAgent2's numpy integers), as a
+user's policy would hand them over.
 
 The world is the default meadow, sized so that its own carrying capacity is about ``--agents``
 (meadow holds about one agent per 35 cells), started with that many agents and run on its own
@@ -27,12 +32,10 @@ import math
 import os
 import time
 
-import numpy as np
 import torch
 from machine import cpu_model, load_average
 
 import alife
-from alife.genome import ACTIONS
 
 #: agents per cell that the meadow holds on its own (measured: 176 x 176 cells hold ~890 agents)
 MEADOW_DENSITY = 0.0287
@@ -55,19 +58,41 @@ def bench_native(agents: int, steps: int, seed: int, warmup: int) -> tuple[float
     return total / dt, total / steps, sim
 
 
+def bench_parallel_env(env, steps: int, seed: int, warmup_steps: int = 2) -> tuple[float, float]:
+    """Agent-steps/s of a PettingZoo ``ParallelEnv`` (ours or MAgent2's), both driven alike.
+
+    Each agent's action is drawn once from ``env.action_space(a).sample()`` when the agent first
+    appears and cached (drawing it is the caller's policy, so it is outside the timing: our
+    newborns would otherwise be charged for it, MAgent2's battle has none); every step then
+    passes ``{a: cache[a] for a in env.agents}`` (the same comprehension, timed with the step).
+    ``warmup_steps`` untimed steps first, then ``steps`` timed ones."""
+    cache: dict = {}
+    env.action_space(env.agents[0]).seed(seed)
+
+    def draw_new() -> None:
+        for a in env.agents:
+            if a not in cache:
+                cache[a] = env.action_space(a).sample()
+
+    for _ in range(warmup_steps):
+        draw_new()
+        env.step({a: cache[a] for a in env.agents})
+    total, elapsed = 0, 0.0
+    for _ in range(steps):
+        draw_new()
+        total += len(env.agents)
+        t0 = time.perf_counter()
+        env.step({a: cache[a] for a in env.agents})
+        elapsed += time.perf_counter() - t0
+    return total / elapsed, total / steps
+
+
 def bench_pettingzoo(agents: int, steps: int, seed: int, warmup: int) -> tuple[float, float]:
     env = alife.make_env(seed=seed, overrides=world_overrides(agents), device="cpu")
     env.reset(seed=seed, options={"warmup_steps": warmup})
-    rng = np.random.default_rng(seed)
-    cache = rng.uniform(-1, 1, size=(4096, len(ACTIONS))).astype(np.float32)
-    for _ in range(2):
-        env.step({a: cache[i % 4096] for i, a in enumerate(env.agents)})
-    total, t0 = 0, time.perf_counter()
-    for _ in range(steps):
-        total += len(env.agents)
-        env.step({a: cache[i % 4096] for i, a in enumerate(env.agents)})
-    dt = time.perf_counter() - t0
-    return total / dt, total / steps
+    out = bench_parallel_env(env, steps, seed)
+    env.close()
+    return out
 
 
 def bench_loop(sim: alife.Simulation, steps: int) -> tuple[float, float]:
@@ -101,18 +126,9 @@ def bench_magent2(map_size: int, steps: int, seed: int) -> tuple[float, float] |
         return None
     env = battle_v4.parallel_env(map_size=map_size, max_cycles=10**6)
     env.reset(seed=seed)
-    rng = np.random.default_rng(seed)
-    n_act = env.action_space(env.agents[0]).n
-    cache = rng.integers(0, n_act, size=4096)
-    for _ in range(2):
-        env.step({a: int(cache[i % 4096]) for i, a in enumerate(env.agents)})
-    total, t0 = 0, time.perf_counter()
-    for _ in range(steps):
-        total += len(env.agents)
-        env.step({a: int(cache[i % 4096]) for i, a in enumerate(env.agents)})
-    dt = time.perf_counter() - t0
+    out = bench_parallel_env(env, steps, seed)
     env.close()
-    return total / dt, total / steps
+    return out
 
 
 def machine() -> str:
@@ -133,31 +149,37 @@ def main() -> None:
     ap.add_argument("--pz-warmup", type=int, default=0, help="warm-up of the matched-size PettingZoo runs")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    ap.add_argument("--pz-only", action="store_true",
+                    help="only the matched-size PettingZoo runs and MAgent2 (no 10,000-agent world)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     res: dict = {"machine": machine(), "agents": args.agents}
-    res["world"] = f"meadow {world_overrides(args.agents)}, warm-up {args.warmup} steps"
-    res["native_agent_steps_per_s"], res["native_mean_population"], sim = bench_native(
-        args.agents, args.steps, args.seed, args.warmup)
-    res["native_slots_per_agent"] = sim.world.hw / max(1, sim.population)
-    res["pettingzoo_agent_steps_per_s"], res["pettingzoo_mean_population"] = bench_pettingzoo(
-        args.agents, max(10, args.steps // 3), args.seed, args.warmup)
-    for m in args.pz_agents:
+    if not args.pz_only:
+        res["world"] = f"meadow {world_overrides(args.agents)}, warm-up {args.warmup} steps"
+        res["native_agent_steps_per_s"], res["native_mean_population"], sim = bench_native(
+            args.agents, args.steps, args.seed, args.warmup)
+        res["native_slots_per_agent"] = sim.world.hw / max(1, sim.population)
+        res["pettingzoo_agent_steps_per_s"], res["pettingzoo_mean_population"] = bench_pettingzoo(
+            args.agents, max(10, args.steps // 3), args.seed, args.warmup)
+    for m, mm in zip(args.pz_agents, args.magent_map + [None] * len(args.pz_agents), strict=False):
+        # each size beside its MAgent2 map, one after the other, so that both see the same load
         res[f"pettingzoo_{m}_agent_steps_per_s"], res[f"pettingzoo_{m}_mean_population"] = bench_pettingzoo(
             m, args.steps, args.seed, args.pz_warmup)
-    res["loop_agent_steps_per_s"], res["loop_mean_population"] = bench_loop(sim, args.loop_steps)
-    for m in args.magent_map:
-        out = bench_magent2(m, args.steps, args.seed)  # as many steps as the matched alife runs
+        out = bench_magent2(mm, args.steps, args.seed) if mm is not None else None
         if out is not None:
-            res[f"magent2_battle_v4_map{m}_agent_steps_per_s"], res[f"magent2_battle_v4_map{m}_mean_population"] = out
-    res["native_over_loop"] = res["native_agent_steps_per_s"] / res["loop_agent_steps_per_s"]
-    for m, mm in zip(args.pz_agents, args.magent_map, strict=False):
-        k = f"magent2_battle_v4_map{mm}_agent_steps_per_s"
-        if k in res:
-            res[f"pettingzoo_{m}_over_magent2_map{mm}"] = res[f"pettingzoo_{m}_agent_steps_per_s"] / res[k]
+            k = f"magent2_battle_v4_map{mm}"
+            res[f"{k}_agent_steps_per_s"], res[f"{k}_mean_population"] = out
+            res[f"pettingzoo_{m}_over_magent2_map{mm}"] = res[f"pettingzoo_{m}_agent_steps_per_s"] / out[0]
+    for mm in args.magent_map[len(args.pz_agents):]:
+        out = bench_magent2(mm, args.steps, args.seed)
+        if out is not None:
+            res[f"magent2_battle_v4_map{mm}_agent_steps_per_s"], res[f"magent2_battle_v4_map{mm}_mean_population"] = out
+    if not args.pz_only:
+        res["loop_agent_steps_per_s"], res["loop_mean_population"] = bench_loop(sim, args.loop_steps)
+        res["native_over_loop"] = res["native_agent_steps_per_s"] / res["loop_agent_steps_per_s"]
     res = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in res.items()}
     if args.json:
         print(json.dumps(res, indent=2))
