@@ -53,7 +53,10 @@ def kill_and_resume(run: Path, steps: int, kills: int, rng: random.Random) -> li
                 "--checkpoint-every", str(EVERY), "--out", str(run))
     log = []
     for i in range(kills + 1):
-        proc = subprocess.Popen(args if i == 0 else _cmd("--resume", str(run)), env=_env(),
+        # the plugin comes from the user again on resume (the world file lists one_fifth.py),
+        # never from the run folder or the checkpoint
+        resume = _cmd(str(WORLD_FILE), "--resume", str(run))
+        proc = subprocess.Popen(args if i == 0 else resume, env=_env(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if i == kills:
             _, err = proc.communicate(timeout=600)

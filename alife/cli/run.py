@@ -3,9 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import fcntl
 import importlib
 import json
+import os
+import re
+import shutil
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -180,27 +187,260 @@ def run_command(args: argparse.Namespace) -> int:
     if seed < 0:
         raise ConfigError("--seed", "seed", f"expected a value >= 0, got {seed}")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(args.out) if args.out else Path("replays") / f"{cfg.name}-s{seed}-{stamp}"
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise UserError(f"run folder {str(run_dir)!r} already exists and is not empty; pick another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
-    load, blocked = split_plugin_args(args.modules)
-    recorders = make_recorders(run_dir, args, cfg)
-    sim = Simulation(cfg, seed=seed, device=args.device, modules=load, blocked=blocked,
-                     plugins_dirs=args.plugins_dir, plugins=recorders, run_dir=run_dir)
-    write_run_record(run_dir, args, cfg, seed)  # once the world has started: a bad one leaves none
-    on_step = None
-    if args.watch:
-        from alife.viewer.live import LiveViewer
-        on_step = LiveViewer(sim).update
-    set_threads(sim, args.threads)
-    summary = run_loop(sim, args.steps, progress=not args.no_progress, on_step=on_step,
-                       checkpoint_every=args.checkpoint_every, run_dir=run_dir,
-                       keep_checkpoints=args.keep_checkpoints, recorders=recorders)
+    run_dir = (out_path(args.out) if args.out
+               else Path("replays") / f"{safe_name(cfg.name)}-s{seed}-{stamp}")
+    with StopSignals() as stop:
+        existed = run_dir.is_dir()
+        lock = make_run_folder(run_dir, {"world.toml": cfg.text or "",
+                                         RUN_RECORD: _run_record_text(args, cfg, seed)})
+        try:
+            try:  # a run that never started leaves no folder
+                load, blocked = split_plugin_args(args.modules)
+                recorders = make_recorders(run_dir, args, cfg)
+                sim = Simulation(cfg, seed=seed, device=args.device, modules=load, blocked=blocked,
+                                 plugins_dirs=args.plugins_dir, plugins=recorders, run_dir=run_dir)
+            except BaseException:
+                _discard(run_dir, existed)
+                raise
+            stop.immediate = False
+            write_run_record(run_dir, args, cfg, seed, identity_of(sim))
+            on_step = None
+            if args.watch:
+                from alife.viewer.live import LiveViewer
+                on_step = LiveViewer(sim).update
+            set_threads(sim, args.threads)
+            summary = run_marked(run_dir, sim, lambda: run_loop(
+                sim, args.steps, progress=not args.no_progress, on_step=on_step,
+                checkpoint_every=args.checkpoint_every, run_dir=run_dir,
+                keep_checkpoints=args.keep_checkpoints, recorders=recorders, stop=stop))
+        finally:
+            lock.release()
+    if stop.signum is not None:  # it came after the last step: the run is whole, still say so
+        raise Interrupted(stop.signum)
     summary.update(run_dir=str(run_dir), world_source=cfg.source)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print_summary(summary)
     return 0
+
+
+def identity_of(sim: Any) -> dict[str, Any]:
+    from alife.checkpoint import identity_of as ident
+    return ident(sim)
+
+
+# ---------------------------------------------------------------------------------------- run folders
+#: the lock file of a run folder: ``fcntl.flock``-ed exclusively by the process that runs in it
+LOCK_FILE = ".lock"
+#: written into a run folder whose run stopped on an error, so it is not taken for a finished one
+FAILED = "failed.json"
+
+
+def safe_name(name: str) -> str:
+    """A world name as one path component: never ``..``, ``/`` or an absolute path, so the default
+    run folder stays inside ``replays/``."""
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", name).lstrip(".") or "world"
+
+
+def out_path(out: str) -> Path:
+    """``--out``: a folder path, through a symlink to where it points; a loop is an error."""
+    p = Path(out)
+    try:
+        if p.is_symlink():
+            p = p.resolve(strict=False)
+        p.resolve(strict=False)
+    except (OSError, RuntimeError) as e:
+        raise UserError(f"--out {out}: cannot follow the path ({_why(e)})") from None
+    return p
+
+
+def _why(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror
+    return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+
+
+class RunLock:
+    """An exclusive ``fcntl.flock`` on a run folder's lock file, held for the life of the run (the
+    kernel drops it when the process ends, however it ends)."""
+
+    def __init__(self, fd: int, folder: Path):
+        self.fd, self.folder = fd, folder
+
+    @classmethod
+    def take(cls, folder: Path) -> RunLock:
+        path = folder / LOCK_FILE
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UserError(f"{folder}: cannot open its lock file ({_why(e)})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            try:
+                pid = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            except OSError:
+                pid = "?"
+            os.close(fd)
+            if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise UserError(f"run folder {str(folder)!r} is in use by another alife run (pid {pid}); "
+                                "wait for it to end or pick another --out") from None
+            raise UserError(f"{folder}: cannot lock it ({_why(e)})") from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError:
+            pass
+        return cls(fd, folder)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _stale_tmp(parent: Path, name: str) -> None:
+    """Remove the temporary folders of runs killed while making ``name``: those whose lock no
+    process holds."""
+    for d in parent.glob(f".{name}.tmp-*"):
+        try:
+            lock = RunLock.take(d)
+        except UserError:
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        lock.release()
+
+
+def make_run_folder(run_dir: Path, files: dict[str, str]) -> RunLock:
+    """Make ``run_dir`` whole or not at all: its files are written into a locked temporary folder
+    beside it, which is then renamed into place. Two runs racing for one folder: one rename wins,
+    the other is refused. Returns the lock, held until the run ends."""
+    try:
+        if run_dir.exists() and not run_dir.is_dir():
+            raise UserError(f"--out {str(run_dir)!r} exists and is not a folder")
+        if run_dir.is_dir() and any(run_dir.iterdir()):
+            raise UserError(f"run folder {str(run_dir)!r} already exists and is not empty; pick another --out")
+        parent = run_dir.parent
+        parent.mkdir(parents=True, exist_ok=True)
+        _stale_tmp(parent, run_dir.name)
+        tmp = parent / f".{run_dir.name}.tmp-{os.getpid()}"
+        tmp.mkdir()
+    except OSError as e:
+        raise UserError(f"run folder {str(run_dir)!r}: cannot create it ({_why(e)})") from None
+    try:
+        lock = RunLock.take(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    lock.folder = run_dir
+    try:
+        for name, text in files.items():
+            _write_synced(tmp / name, text)
+        os.rename(tmp, run_dir)
+        _fsync_dir(parent)
+    except BaseException as e:
+        lock.release()
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(e, OSError) and e.errno in (errno.ENOTEMPTY, errno.EEXIST):
+            raise UserError(f"run folder {str(run_dir)!r} was just taken by another run; pick another --out") from None
+        if isinstance(e, OSError):
+            raise UserError(f"run folder {str(run_dir)!r}: cannot create it ({_why(e)})") from None
+        raise
+    return lock
+
+
+def _write_synced(path: Path, text: str) -> None:
+    with open(path, "w") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_dir(d: Path) -> None:
+    try:
+        fd = os.open(d, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _discard(run_dir: Path, existed: bool) -> None:
+    """A run that never started: remove its folder (an empty folder given as ``--out`` stays)."""
+    shutil.rmtree(run_dir, ignore_errors=True)
+    if existed:
+        try:
+            run_dir.mkdir(exist_ok=True)
+        except OSError:
+            pass
+
+
+def run_marked(run_dir: Path, sim: Any, loop: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run ``loop``; a run that stops on an error leaves ``failed.json`` (the error, the step), so
+    it is not mistaken for a finished one; a run that ends writes ``summary.json`` and drops any
+    ``failed.json`` an earlier attempt left. An interrupted run leaves neither: its last
+    checkpoint is its state, and ``--resume`` continues it."""
+    try:
+        summary = loop()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:
+        msg = str(e).splitlines()[0][:500] if str(e) else type(e).__name__
+        try:
+            _write_synced(run_dir / FAILED, json.dumps(
+                {"error": msg, "type": type(e).__name__, "step": int(sim.step_count),
+                 "at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}, indent=2) + "\n")
+        except OSError:
+            pass
+        raise
+    summary["run_dir"] = str(run_dir)
+    tmp = run_dir / "summary.json.tmp"
+    _write_synced(tmp, json.dumps({**summary, "world_source": sim.config.source}, indent=2) + "\n")
+    tmp.replace(run_dir / "summary.json")
+    (run_dir / FAILED).unlink(missing_ok=True)
+    return summary
+
+
+# ---------------------------------------------------------------------------------------- signals
+class Interrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped the run (``signum``); ``alife`` exits 128 + signum."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+class StopSignals:
+    """SIGINT and SIGTERM while a run is made and runs. During start-up (``immediate``) a signal
+    raises :class:`Interrupted` at once; once the simulation stands it only sets ``signum``, which
+    :func:`run_loop` reads after every step: the run stops there, commits its records, saves a
+    checkpoint and raises. Nothing can swallow the interrupt inside a hook or a callback, because
+    nothing is raised there. A second signal raises at once (the checkpoint save is atomic)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self.immediate = True
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        first = self.signum is None
+        if first:
+            self.signum = signum
+        if self.immediate or not first:
+            raise Interrupted(signum)
+
+    def __exit__(self, *exc: Any) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+        self._old.clear()
 
 
 #: what a run folder keeps so that ``--resume`` needs nothing else: the world text and the run's
@@ -208,19 +448,28 @@ def run_command(args: argparse.Namespace) -> int:
 RUN_RECORD = "run.json"
 
 
-def write_run_record(run_dir: Path, args: argparse.Namespace, cfg: Any, seed: int) -> None:
-    (run_dir / "world.toml").write_text(cfg.text or "")
+def _run_record_text(args: argparse.Namespace, cfg: Any, seed: int, ident: dict[str, Any] | None = None) -> str:
     saved = {k: v for k, v in vars(args).items()
              if k not in ("func", "resume") and isinstance(v, (str, int, float, bool, list, type(None)))}
     saved["plugins_dir"] = [str(Path(d).resolve()) for d in args.plugins_dir]
-    record = {"seed": seed, "world_source": cfg.source, "world_base_dir": str(Path(cfg.base_dir).resolve()),
-              "args": saved}
+    record: dict[str, Any] = {"seed": seed, "world_source": cfg.source, "args": saved}
+    if ident is not None:
+        record["identity"] = ident
+    return json.dumps(record, indent=2) + "\n"
+
+
+def write_run_record(run_dir: Path, args: argparse.Namespace, cfg: Any, seed: int,
+                     ident: dict[str, Any] | None = None) -> None:
+    """``run.json``: the seed and the run's own arguments, and once the simulation stands, its
+    identity (digests of the world, the genome layout and the plugin set). The plugins it names
+    are a record of what was loaded, never loaded from it: ``--resume`` takes them from the user."""
     tmp = run_dir / (RUN_RECORD + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
+    _write_synced(tmp, _run_record_text(args, cfg, seed, ident))
     tmp.replace(run_dir / RUN_RECORD)
 
 
-def _read_run_record(run_dir: Path) -> dict[str, Any]:
+def _read_run_record(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """``run.json``, checked: every saved argument of the type this ``alife run`` gives it."""
     from alife.errors import FileFormatError
 
     path = run_dir / RUN_RECORD
@@ -232,15 +481,58 @@ def _read_run_record(run_dir: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, ValueError) as e:
         raise FileFormatError(str(path), f"unreadable run record ({type(e).__name__}: {e})") from None
     if (not isinstance(record, dict) or not isinstance(record.get("args"), dict)
-            or not isinstance(record.get("seed"), int)):
+            or isinstance(record.get("seed"), bool) or not isinstance(record.get("seed"), int)
+            or record["seed"] < 0):
         raise FileFormatError(str(path), "run record lacks its seed or arguments")
+    if not isinstance(record.get("identity", {}), dict) or not isinstance(record.get("world_source", ""), str):
+        raise FileFormatError(str(path), "run record's identity or world_source is of the wrong type")
+    current = vars(args)
+    nullable = {"steps": int, "threads": int, "device": str, "seed": int, "world": str, "out": str}
+    for k, v in record["args"].items():
+        want = nullable.get(k)
+        if want is not None:
+            ok = v is None or (isinstance(v, want) and not isinstance(v, bool))
+        elif current.get(k) is not None:
+            ok = type(v) is type(current[k]) or (type(current[k]) is float and type(v) is int)
+            if ok and isinstance(v, list):
+                ok = all(isinstance(x, str) for x in v)
+        else:
+            ok = isinstance(v, (str, int, float, bool, list, type(None)))
+        if not ok:
+            raise FileFormatError(str(path), f"args.{k}: {str(v)[:40]!r} is not what alife run saves there")
+    for k in ("steps", "checkpoint_every", "keep_checkpoints"):
+        v = record["args"].get(k)
+        if isinstance(v, int) and v < 0:
+            raise FileFormatError(str(path), f"args.{k}: must be >= 0, got {v}")
     return record
 
 
+def _check_identity(path: Path, record: dict[str, Any], ckpt: Any, cfg: Any) -> None:
+    """The checkpoint belongs to this run folder: its identity (world, layout, plugins) is the one
+    ``run.json`` recorded."""
+    from alife.checkpoint import identity_from_meta
+    from alife.errors import FileFormatError
+
+    want = record.get("identity") or {}
+    if not want.get("digest"):
+        return
+    got = identity_from_meta(ckpt.meta, cfg)
+    if got["digest"] == want["digest"]:
+        return
+    what = ("another world configuration" if got["world"] != want.get("world") else
+            "another genome layout" if got["layout"] != want.get("layout") else
+            f"other plugins ({', '.join(got['plugins']) or 'none'}; this run's: "
+            f"{', '.join(map(str, want.get('plugins') or [])) or 'none'})")
+    raise FileFormatError(str(path), f"this checkpoint is not of this run folder's run: it has {what}")
+
+
 def resume_command(args: argparse.Namespace) -> int:
-    """``alife run --resume RUN_DIR``: continue from the run's last checkpoint (or, when it was
-    killed before its first one, from step 0), appending to its lineage and replay files."""
+    """``alife run [WORLD] --resume RUN_DIR [-p NAME] [--plugins-dir DIR]``: continue from the run's
+    last checkpoint (or, when it was killed before its first one, from step 0), appending to its
+    lineage and replay files. The plugins come from this command line and WORLD (the run's world
+    file, for its ``plugins``), never from the run folder or the checkpoint."""
     from alife import checkpoint as ckpt_mod
+    from alife import config as config_mod
     from alife.errors import FileFormatError
 
     target = Path(args.resume)
@@ -252,57 +544,73 @@ def resume_command(args: argparse.Namespace) -> int:
         if target.name == ckpt_mod.CHECKPOINT_DIR:
             target = target.parent
     run_dir = target
-    given = [flag for flag, v in (("a world file", args.world), ("--seed", args.seed),
-                                  ("--set", args.overrides), ("-p", args.modules),
-                                  ("--plugins-dir", args.plugins_dir), ("--out", args.out)) if v]
+    given = [flag for flag, v in (("--seed", args.seed), ("--set", args.overrides), ("--out", args.out)) if v]
     if given:
         raise UserError(f"--resume continues a run exactly as it was started; do not give {', '.join(given)}")
-    record = _read_run_record(run_dir)
+    record = _read_run_record(run_dir, args)
     saved = argparse.Namespace(**{**vars(args), **record["args"]})
+    # code comes from the user: this command line's plugins, never the ones run.json names
+    saved.modules, saved.plugins_dir, saved.world = list(args.modules), list(args.plugins_dir), args.world
+    overrides = parse_overrides(record["args"].get("overrides") or [])
+    overrides["seed"] = record["seed"]
+    user_world = config_mod.load(args.world, overrides) if args.world is not None else None
     steps = args.steps if args.steps is not None else int(record["args"].get("steps") or 2000)
     every = args.checkpoint_every or int(record["args"].get("checkpoint_every") or 0)
-    path = explicit or ckpt_mod.latest_checkpoint(run_dir)
-    load, blocked = split_plugin_args(saved.modules)
-    made: list[Any] = []
+    load, blocked = split_plugin_args(args.modules)
+    with StopSignals() as stop:
+        lock = RunLock.take(run_dir)
+        try:
+            path = explicit or ckpt_mod.latest_checkpoint(run_dir)
+            made: list[Any] = []
 
-    def recorders(cfg: Any) -> list[Any]:
-        made.extend(make_recorders(run_dir, saved, cfg))
-        return made
-    if path is None:  # killed before its first checkpoint: start again from the world text
-        sim, pop_range = _restart(run_dir, record, saved, load, blocked, recorders), None
-    else:
-        ckpt = ckpt_mod.open_checkpoint(path)
-        if int(ckpt.meta["seed"]) != record["seed"]:
-            raise FileFormatError(str(path), f"checkpoint of a run with seed {ckpt.meta['seed']}, not this "
-                                  f"run's seed {record['seed']}")
-        if ckpt.step > steps:
-            raise UserError(f"{path}: the run is already at step {ckpt.step}, past --steps {steps}; "
-                            "give a larger --steps")
-        run = ckpt.meta.get("run") or {}
-        pop_range = (int(run["population_min"]), int(run["population_max"])) if "population_min" in run else None
-        ckpt_mod.prune_checkpoints(run_dir, 0)
-        sim = ckpt_mod.restore(ckpt, device=args.device, modules=load, blocked=blocked,
-                               plugins_dirs=saved.plugins_dir, run_dir=run_dir, plugin_factory=recorders)
-    record["args"]["steps"] = steps
-    record["args"]["checkpoint_every"] = every
-    tmp = run_dir / (RUN_RECORD + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(run_dir / RUN_RECORD)
-    set_threads(sim, args.threads)
-    summary = run_loop(sim, steps, progress=not args.no_progress, checkpoint_every=every,
-                       run_dir=run_dir, keep_checkpoints=args.keep_checkpoints, pop_range=pop_range,
-                       recorders=made)
+            def recorders(cfg: Any) -> list[Any]:
+                made.extend(make_recorders(run_dir, saved, cfg))
+                return made
+            if path is None:  # killed before its first checkpoint: start again from the world text
+                sim = _restart(run_dir, record, saved, load, blocked, recorders, user_world)
+                pop_range = None
+            else:
+                ckpt = ckpt_mod.open_checkpoint(path)
+                if ckpt.meta["seed"] != record["seed"]:
+                    raise FileFormatError(str(path), f"checkpoint of a run with seed {ckpt.meta['seed']}, not this "
+                                          f"run's seed {record['seed']}")
+                _check_identity(path, record, ckpt, config_mod.from_dict(ckpt.meta["config"]))
+                if ckpt.step > steps:
+                    raise UserError(f"{path}: the run is already at step {ckpt.step}, past --steps {steps}; "
+                                    "give a larger --steps")
+                run = ckpt.meta.get("run") or {}
+                pop_range = (run["population_min"], run["population_max"]) if "population_min" in run else None
+                ckpt_mod.prune_checkpoints(run_dir, 0)
+                sim = ckpt_mod.restore(ckpt, device=args.device, modules=load, blocked=blocked,
+                                       plugins_dirs=args.plugins_dir, run_dir=run_dir,
+                                       plugin_factory=recorders, world=user_world)
+            stop.immediate = False
+            record["args"]["steps"] = steps
+            record["args"]["checkpoint_every"] = every
+            record["identity"] = identity_of(sim)
+            tmp = run_dir / (RUN_RECORD + ".tmp")
+            _write_synced(tmp, json.dumps(record, indent=2) + "\n")
+            tmp.replace(run_dir / RUN_RECORD)
+            set_threads(sim, args.threads)
+            summary = run_marked(run_dir, sim, lambda: run_loop(
+                sim, steps, progress=not args.no_progress, checkpoint_every=every, run_dir=run_dir,
+                keep_checkpoints=args.keep_checkpoints, pop_range=pop_range, recorders=made, stop=stop))
+        finally:
+            lock.release()
+    if stop.signum is not None:
+        raise Interrupted(stop.signum)
     summary.update(run_dir=str(run_dir), world_source=sim.config.source)
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print_summary(summary)
     return 0
 
 
 def _restart(run_dir: Path, record: dict[str, Any], saved: argparse.Namespace, load: list[str],
-             blocked: list[str], recorders: Callable[[Any], list[Any]]) -> Any:
+             blocked: list[str], recorders: Callable[[Any], list[Any]], user_world: Any) -> Any:
     import tomllib
 
     from alife import config as config_mod
+    from alife.checkpoint import identity_of as ident
+    from alife.checkpoint import world_digest
     from alife.errors import FileFormatError
     from alife.simulation import Simulation
 
@@ -312,12 +620,28 @@ def _restart(run_dir: Path, record: dict[str, Any], saved: argparse.Namespace, l
         data = tomllib.loads(text)
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
         raise FileFormatError(str(path), f"cannot read the run's world ({type(e).__name__}: {e})") from None
+    data.pop("plugins", None)  # a file is data: its plugin list is never imported
     overrides = parse_overrides(saved.overrides)
     overrides["seed"] = record["seed"]
-    cfg = config_mod.from_dict(data, record.get("world_source", str(path)), text,
-                               record.get("world_base_dir", str(run_dir)), overrides)
+    try:
+        cfg = config_mod.from_dict(data, record.get("world_source", str(path)), text, ".", overrides)
+    except ConfigError as e:
+        raise FileFormatError(str(path), f"the run's world is not valid here: {e}") from None
+    if user_world is not None:
+        if world_digest(user_world) != world_digest(cfg):
+            raise UserError(f"{user_world.source} is not the world of the run in {run_dir}")
+        cfg.plugins, cfg.base_dir = list(user_world.plugins), user_world.base_dir
+    want = record.get("identity") or {}
 
     def from_zero(sim: Any) -> None:
+        got = ident(sim)
+        if want.get("digest") and got["digest"] != want["digest"]:
+            missing = [n for n in want.get("plugins") or [] if n not in got["plugins"]]
+            raise FileFormatError(str(run_dir / RUN_RECORD), (
+                f"the run was started with plugin(s) {', '.join(map(repr, missing))}, which this resume does not "
+                "load; give the run's world file next to --resume, -p MODULE or --plugins-dir DIR")
+                if missing else "this resume is not the run that was started (its world, genome layout "
+                                "or plugins differ)")
         sim.resume_step = 0
 
     return Simulation(cfg, device=saved.device, modules=load, blocked=blocked,
@@ -328,7 +652,8 @@ def _restart(run_dir: Path, record: dict[str, Any], saved: argparse.Namespace, l
 def run_loop(sim: Any, steps: int, progress: bool = True,
              on_step: Callable[[], bool] | None = None, *, checkpoint_every: int = 0,
              run_dir: Path | None = None, keep_checkpoints: int = 3,
-             pop_range: tuple[int, int] | None = None, recorders: list[Any] = ()) -> dict[str, Any]:
+             pop_range: tuple[int, int] | None = None, recorders: list[Any] = (),
+             stop: StopSignals | None = None) -> dict[str, Any]:
     """Step ``sim`` until ``steps`` (counted from step 0) or extinction; return the summary.
 
     ``on_step`` (the live viewer) is called after every step; returning False stops the run.
@@ -337,7 +662,10 @@ def run_loop(sim: Any, steps: int, progress: bool = True,
     population min and max so far. Before a checkpoint at step S, each of ``recorders`` with a
     ``commit(step)`` method (the lineage writer) commits through step S - 1, so that a resume from
     that checkpoint finds every earlier record on disk. On an error the simulation is still closed (recorders close
-    their files in ``alife_sim_end``) and the error that stopped the run is the one raised."""
+    their files in ``alife_sim_end``) and the error that stopped the run is the one raised. With
+    ``stop`` (:class:`StopSignals`), a SIGINT or SIGTERM ends the loop after the step it came in:
+    the records are committed, a checkpoint is saved (with a ``run_dir``), the simulation closed,
+    and :class:`Interrupted` raised."""
     from tqdm import tqdm
 
     from alife.checkpoint import checkpoint_path, prune_checkpoints, save_checkpoint
@@ -363,8 +691,12 @@ def run_loop(sim: Any, steps: int, progress: bool = True,
             prune_checkpoints(run_dir, keep_checkpoints)
             saved_at = sim.step_count
 
+    stopped = False
     try:
         while not extinct and sim.step_count < steps:
+            if stop is not None and stop.signum is not None:
+                stopped = True
+                break
             sim.step()
             pop = sim.population
             pmin, pmax = min(pmin, pop), max(pmax, pop)
@@ -381,6 +713,7 @@ def run_loop(sim: Any, steps: int, progress: bool = True,
                 break
             if on_step is not None and on_step() is False:
                 break
+        stopped = stopped or (stop is not None and stop.signum is not None)
         checkpoint()
     finally:
         bar.close()
@@ -391,6 +724,8 @@ def run_loop(sim: Any, steps: int, progress: bool = True,
                 sim.close()
             except Exception as e:
                 print(f"alife: warning: closing after the error also failed: {e}", file=sys.stderr)
+    if stopped:
+        raise Interrupted(stop.signum)
     wall = time.perf_counter() - t0
     return summarize(sim, wall, pmin, pmax, extinct, steps_run=sim.step_count - first)
 
