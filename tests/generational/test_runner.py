@@ -262,7 +262,7 @@ def test_workers_play_the_same_episodes(cartpole_world, env_id):
         return rows, s, run
 
     (a, sa, ra), (b, sb, rb) = trace(1), trace(2)
-    assert sb["workers"] == 2 and type(rb.pool).__name__ == "ParallelPool"
+    assert sb["workers"] == 2 and type(rb.pool).__name__ == "ProcessPool"
     assert a == b and torch.equal(ra.world.genomes, rb.world.genomes)
     assert sa["heldout_history"] == sb["heldout_history"] and sa["env_steps"] == sb["env_steps"]
     assert rb.pool.helper_cpu > 0  # the helper's CPU seconds are counted in train_cpu_s
