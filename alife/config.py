@@ -152,7 +152,7 @@ MIXABLE_ROLES = ("reproduction", "mutation")
 class StrategiesSection:
     """Which strategy plays each role; exactly one per role."""
 
-    selection: str = _f("energy-threshold", "who reproduces this step")
+    selection: str = _f("", "who reproduces this step; empty: the mode's own, `energy-threshold` in the world, `truncation` on a task")
     reproduction: str = _f("crossover-mutate", "how a child genome is made")
     mutation: str = _f("gaussian", "how a genome is varied")
     mating: str = _f("compatibility", "whether two agents accept each other")

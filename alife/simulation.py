@@ -17,15 +17,13 @@ import numpy as np
 import torch
 
 from alife import config as config_mod
-from alife.config import WorldConfig
-from alife.events import CAUSE_CODE, CAUSES, Births, Deaths, Fitness
+from alife.events import CAUSE_CODE, CAUSES, Deaths, Fitness
 from alife.genome import ACTIONS, init_genomes, make_layout, mlp_forward, obs_names, policy_params
+from alife.host import Host, resolve_device  # noqa: F401 (resolve_device: its old home)
 from alife.phases.extinction import Extinction
 from alife.phases.physics import CpuPhysics, TorchPhysics
 from alife.phases.reproduction import Reproduction
-from alife.plugins.manager import PluginError, PluginManager, build_manager
 from alife.strategies import kernels as SK
-from alife.world.arrays import PluginArrays
 from alife.world.brain_cpu import PolicyCPU
 from alife.world.kernels import (
     HAVE_NUMBA,
@@ -36,21 +34,8 @@ from alife.world.senses import LOOK, LOOK_ANGLES_F32, NeighbourGrid, observe
 from alife.world.state import WorldState
 
 
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``auto`` picks CUDA when present, else the CPU; ``cuda`` without a GPU is an error."""
-    if isinstance(device, torch.device):
-        return device
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise config_mod.ConfigError("--device", "device", "cuda was asked for but no CUDA GPU is available")
-    if device not in ("cpu", "cuda"):
-        raise config_mod.ConfigError("--device", "device", f"expected auto, cpu or cuda, got {device!r}")
-    return torch.device(device)
-
-
-class Simulation:
-    """A persistent ecology-mode world.
+class Simulation(Host):
+    """A persistent ecology-mode world (the strategy host in ``mode = "world"``).
 
     Args:
         world: a world file path, an embedded world name, a dict, a ``WorldConfig`` or ``None``
@@ -67,6 +52,8 @@ class Simulation:
             :func:`alife.checkpoint.restore` overwrites the state and sets ``resume_step`` there.
     """
 
+    mode = "world"
+
     def __init__(self, world: Any = None, *, seed: int | None = None, device: str | None = None,
                  overrides: dict[str, Any] | None = None, plugins: Iterable[Any] = (),
                  modules: Iterable[str] = (), plugins_dirs: Iterable[str | Path] = (),
@@ -75,69 +62,31 @@ class Simulation:
         ov = dict(overrides or {})
         if seed is not None:
             ov["seed"] = int(seed)
-        self.config: WorldConfig = config_mod.load(world, ov)
-        cfg = self.config
+        cfg = config_mod.load(world, ov)
         if cfg.task is not None:  # generational mode: never build an ecology world in its place
             raise config_mod.ConfigError(
                 cfg.source, "[task]", "a task world (generational mode); alife.Simulation runs ecology "
                 f"worlds only: use alife.generational.runner.TaskRun({cfg.source!r}) or "
                 f"`alife run {cfg.source}`")
-        self.seed = cfg.seed
-        self.run_dir: Path | None = Path(run_dir) if run_dir is not None else None
-        #: ``None`` for a new run; the step a resumed run continues from. Recorders opening their
-        #: files in ``alife_sim_start`` append, dropping any record with ``step >= resume_step``.
-        self.resume_step: int | None = None
-        self.device = resolve_device(device if device is not None else cfg.device)
-        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
-        self.hooks: PluginManager = build_manager(
-            cfg.strategies, world_plugins=cfg.plugins, world_base_dir=cfg.base_dir,
-            world_source=cfg.source, modules=list(modules), plugins_dirs=list(plugins_dirs),
-            blocked=list(blocked), extra=list(plugins), mixture=cfg.mixture)
-        try:
-            self.layout = make_layout(cfg.brain, extra=self.hooks.genome_tensors(cfg))
-        except ValueError as e:
-            raise PluginError(f"alife_genome_tensors: {e}") from None
+        self._init_host(cfg, device=device, plugins=plugins, modules=modules, plugins_dirs=plugins_dirs,
+                        blocked=blocked, run_dir=run_dir,
+                        make_layout=lambda extra: make_layout(cfg.brain, extra=extra))
         config_mod.check_memory(cfg, self.layout.size, policy_size=policy_params(self.layout))
-        self.segment_index = self.layout.segment_index().to(self.device)
-        self.tensor_index = self.layout.tensor_index().to(self.device)
         self.obs_names = obs_names(cfg.brain.tag_dim)
         self.n_obs, self.n_act = len(self.obs_names), len(ACTIONS)
         self.policy_params = policy_params(self.layout)
-        #: the variation strategies lineages carry (``world.strategy`` indexes it): a ``[mixture]``'s
-        #: strategies, or the one reproduction strategy
-        self.mixed_role: str | None = cfg.mixture.role if cfg.mixture is not None else None
-        self.strategy_names: tuple[str, ...] = (
-            self.hooks.mix[self.mixed_role] if self.mixed_role else (self.hooks.chosen["reproduction"],))
         w = cfg.world
-        self.world = WorldState(w.capacity, self.layout.size, self.n_act, w.width, w.height,
-                                cfg.brain.tag_dim, self.device)
-        #: per-slot and per-species arrays plugins register (``alife_setup``)
-        self.arrays = PluginArrays(w.capacity, self.device)
+        self._init_world(WorldState(w.capacity, self.layout.size, self.n_act, w.width, w.height,
+                                    cfg.brain.tag_dim, self.device))
         self.grid = NeighbourGrid(w.width, w.height, cfg.agent.sense_radius,
                                   w.max_neighbours_per_cell, self.device)
         self._obs = torch.zeros(w.capacity, self.n_obs, device=self.device)
-        self.totals: dict[str, int] = {"births": 0, "births_refused_capacity": 0, "deaths": 0,
-                                       **{f"deaths_{c}": 0 for c in CAUSES}}
-        self.stats: dict[str, int] = {}
-        self.last_births: Births | None = None
-        self.last_deaths: Deaths | None = None
         self.last_observations: torch.Tensor | None = None
         self._learn = self.hooks.has_impls("alife_learn")
         self._after_act = self.hooks.has_impls("alife_after_act")
         self._step_start = self.hooks.has_impls("alife_step_start")
         self._sensed: tuple | None = None
         self._regrowth = self.hooks.has_impls("alife_resource_regrowth")
-        self._fitness = self.hooks.has_impls("alife_fitness")
-        self._species_born = self.hooks.has_impls("alife_species_born")
-        self._species_extinct = self.hooks.has_impls("alife_species_extinct")
-        #: ``[[step, count per strategy...], ...]``: living agents per strategy of a ``[mixture]``
-        #: world, every ``strategy_series_every`` steps (halved in resolution past 2,000 rows)
-        self.strategy_series: list[list[int]] = []
-        self.strategy_series_every = 100
-        #: living members per species (numpy); species whose members died this step
-        self._species_live = np.zeros(0, np.int64)
-        self._dead_species: np.ndarray | None = None
-        self._closed = False
         self._started = time.perf_counter()
         self.extinction = Extinction(self)
         #: slots whose genome holds a NaN or Inf; such an agent dies with cause "invalid"
@@ -216,61 +165,7 @@ class Simulation:
         self._assign_strategies(sl, n)
         self.recount_species()
 
-    def _assign_strategies(self, sl: slice, n: int) -> None:
-        """Initial agents of a ``[mixture]`` world get strategies in proportion to its shares, at
-        random (one seeded permutation)."""
-        mx = self.config.mixture
-        if mx is None or n == 0:
-            return
-        m = len(mx.strategies)
-        shares = np.asarray(mx.shares if mx.shares else [1.0] * m, dtype=np.float64)
-        counts = np.floor(shares / shares.sum() * n).astype(np.int64)
-        counts[np.argsort(-(shares / shares.sum() * n - counts), kind="stable")[: n - counts.sum()]] += 1
-        codes = torch.from_numpy(np.repeat(np.arange(m, dtype=np.int16), counts)).to(self.device)
-        perm = torch.randperm(n, generator=self.generator, device=self.device)
-        self.world.strategy[sl] = codes[perm]
-
-    def recount_species(self) -> None:
-        """Recount the living members of each species (after set-up or a restore)."""
-        st = self.world
-        n_sp = int(st.species_origin.shape[0])
-        sp = st.species[: st.hw][st.alive[: st.hw]].cpu().numpy()
-        self._species_live = np.bincount(sp, minlength=n_sp).astype(np.int64)
-
-    def new_species(self, founder_tags: torch.Tensor, parent_species: torch.Tensor, step: int) -> torch.Tensor:
-        """Found species (for a speciation strategy): append them to the species table, grow the
-        per-species arrays, fire ``alife_species_born``; returns their ids."""
-        st = self.world
-        ids = st.add_species(founder_tags, parent_species, step)
-        total = int(st.species_origin.shape[0])
-        self.arrays.new_species(parent_species, total)
-        self._species_live = np.concatenate([self._species_live, np.zeros(total - self._species_live.shape[0], np.int64)])
-        if self._species_born:
-            self.hooks.species_born(self, ids.cpu().numpy(), parent_species.cpu().numpy(), step)
-        return ids
-
-    def population_by_strategy(self) -> dict[str, int]:
-        """Living agents per variation strategy (``strategy_names``)."""
-        st = self.world
-        codes = st.strategy[: st.hw][st.alive[: st.hw]].cpu().numpy()
-        counts = np.bincount(codes.astype(np.int64), minlength=len(self.strategy_names))
-        return {name: int(c) for name, c in zip(self.strategy_names, counts, strict=False)}
-
-    def _sample_strategies(self, step: int) -> None:
-        self.strategy_series.append([step, *self.population_by_strategy().values()])
-        if len(self.strategy_series) > 2000:  # keep it bounded: every other row, half as often
-            self.strategy_series = self.strategy_series[::2]
-            self.strategy_series_every *= 2
-
-    def behaviour(self, slots: torch.Tensor) -> torch.Tensor:
-        """The behaviour characterisation of the agents in ``slots`` (hook ``alife_behaviour``)."""
-        return self.hooks.behaviour(self, slots)
-
     # ------------------------------------------------------------------ public API
-    @property
-    def population(self) -> int:
-        return self.world.population
-
     @property
     def step_count(self) -> int:
         return self.world.step
@@ -279,10 +174,6 @@ class Simulation:
         """The living agents' arrays (ids, pos, heading, energy, age, species, genomes, ...) and the
         resource field, as numpy copies."""
         return self.world.to_numpy()
-
-    def species_count(self) -> int:
-        sp = self.world.species[self.world.alive]
-        return int(torch.unique(sp).numel()) if sp.numel() else 0
 
     def run(self, steps: int, progress: bool | Callable[[Simulation], None] = False,
             stop_on_extinction: bool = True) -> dict[str, int]:
@@ -309,17 +200,6 @@ class Simulation:
             if bar is not None:
                 bar.close()
         return dict(self.totals)
-
-    def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.hooks.sim_end(self)
-
-    def __enter__(self) -> Simulation:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
 
     # ------------------------------------------------------------------ the step
     def _sense(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -362,7 +242,21 @@ class Simulation:
         return self._sense()[3]
 
     def step(self, actions: torch.Tensor | None = None) -> None:
-        """Advance one step. ``actions`` (``[hw, 5]``, rows by slot) replaces the brains' choice."""
+        """Advance one step. ``actions`` (``[hw, 5]``, rows by slot) replaces the brains' choice.
+
+        On the CPU path the step holds torch to one thread and gives the caller's count back
+        after (a fraction of a microsecond): its kernels are serial, and torch's pool, waiting
+        for a core another process keeps busy, made it 4x slower (docs/performance.md)."""
+        threads = torch.get_num_threads() if self._cpu else 1
+        if threads == 1:
+            return self._step(actions)
+        torch.set_num_threads(1)
+        try:
+            return self._step(actions)
+        finally:
+            torch.set_num_threads(threads)
+
+    def _step(self, actions: torch.Tensor | None) -> None:
         cfg, st = self.config, self.world
         step = st.step
         self.stats = {"births": 0, "births_refused_capacity": 0, "deaths": 0}
@@ -418,11 +312,7 @@ class Simulation:
             self.extinction.refill(step)
 
         # species that lost their last member
-        dead_sp, self._dead_species = self._dead_species, None
-        if dead_sp is not None and self._species_extinct:
-            gone = dead_sp[self._species_live[dead_sp] == 0]
-            if gone.size:
-                self.hooks.species_extinct(self, gone, step)
+        self._announce_extinct_species(step)
 
         # record
         st.step += 1
@@ -447,9 +337,7 @@ class Simulation:
             self.hooks.fitness(self, Fitness(
                 step, ids, slots_np, st.lifetime_energy[slots].cpu().numpy().astype(np.float64),
                 st.children[slots].cpu().numpy(), "world"))
-        sp = st.np.species[slots_np] if self._cpu else st.species[slots].cpu().numpy()
-        np.subtract.at(self._species_live, sp, 1)
-        self._dead_species = np.unique(sp)
+        self._forget_species_members(st.np.species[slots_np] if self._cpu else st.species[slots].cpu().numpy())
         counts = np.bincount(cause_np, minlength=len(CAUSES))
         for c, name in enumerate(CAUSES):
             self.totals[f"deaths_{name}"] += int(counts[c])

@@ -69,7 +69,7 @@ def test_resumed_stateful_strategy_repeats_the_uninterrupted_run(tmp_path):
     first = sim_of(one_fifth_world())
     first.run(150, stop_on_extinction=False)
     path = ck.save_checkpoint(first, tmp_path / "c.h5")
-    resumed = ck.load_checkpoint(path)
+    resumed = ck.load_checkpoint(path, world=first.config)  # plugins come from the user's world, not the file
     assert torch.equal(resumed.hooks.get_plugin("one-fifth").trials, first.hooks.get_plugin("one-fifth").trials)
     resumed.run(150, stop_on_extinction=False)
     same_state(resumed, ref)
@@ -85,7 +85,7 @@ def test_resume_refuses_missing_or_orphan_plugin_state(tmp_path):
     with h5py.File(path, "a") as f:  # a checkpoint that lost the plugin's state
         del f["plugin_state/one-fifth"]
     with pytest.raises(FileFormatError, match="no state for plugin 'one-fifth'"):
-        ck.load_checkpoint(path)
+        ck.load_checkpoint(path, world=sim.config)
 
     class Keeper:
         def __init__(self):
@@ -374,7 +374,7 @@ def test_mixture_world_runs_and_checkpoints(tmp_path):
     assert set(sim.population_by_strategy()) == {"gaussian", "one-fifth"}
     sim.run(100)
     path = ck.save_checkpoint(sim, tmp_path / "m.h5")
-    back = ck.load_checkpoint(path)
+    back = ck.load_checkpoint(path, world=sim.config)
     assert back.population_by_strategy() == sim.population_by_strategy()
     back.run(50)
     sim.run(50)

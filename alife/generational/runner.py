@@ -36,49 +36,13 @@ import torch
 
 from alife import config as config_mod
 from alife.config import ConfigError, WorldConfig
-from alife.events import CAUSE_CODE, Births, Deaths, Fitness
+from alife.events import CAUSE_CODE, Deaths, Fitness
 from alife.generational.episodes import EpisodePool, heldout_seeds, training_seeds
 from alife.generational.policy import init_conv, task_layout
 from alife.genome import init_genomes
-from alife.plugins.manager import PluginError, PluginManager, build_manager
-from alife.world.arrays import PluginArrays
-
-
-@dataclasses.dataclass
-class Population:
-    """``sim.world`` in generational mode: one row per genome, slot = row.
-
-    It carries the names the lineage recorder reads from an ecology world; in task mode
-    ``lifetime_energy`` and ``energy`` hold each genome's training fitness (mean return), and
-    there is one species (no speciation between generations).
-    """
-
-    genomes: torch.Tensor      # [N, size] float32
-    ids: torch.Tensor          # [N] int64, never reused
-    parents: torch.Tensor      # [N, 2] int64 parent ids, -1 for none
-    generation: torch.Tensor   # [N] int64, generation each genome was born in
-    children: torch.Tensor     # [N] int64, children made so far
-    lifetime_energy: torch.Tensor  # [N] float32, training fitness
-    step: int = 0              # generations completed (an ecology world's step counter)
-
-    def __post_init__(self) -> None:
-        n, dev = self.genomes.shape[0], self.genomes.device
-        self.alive = torch.ones(n, dtype=torch.bool, device=dev)
-        self.species = torch.zeros(n, dtype=torch.long, device=dev)
-        self.species_origin = torch.zeros(1, dtype=torch.long, device=dev)
-        self.species_parent = torch.full((1,), -1, dtype=torch.long, device=dev)
-        self.hw = n
-
-    @property
-    def energy(self) -> torch.Tensor:
-        return self.lifetime_energy
-
-    @property
-    def population(self) -> int:
-        return int(self.genomes.shape[0])
-
-    def alive_slots(self) -> torch.Tensor:
-        return torch.arange(self.population, device=self.genomes.device)
+from alife.host import Host
+from alife.phases.reproduction import Reproduction
+from alife.world.state import WorldState
 
 
 def _check_task(cfg: WorldConfig) -> None:
@@ -91,64 +55,61 @@ def _check_task(cfg: WorldConfig) -> None:
         raise ConfigError(s, "task.parents", f"must not exceed task.population = {t.population}")
 
 
-class TaskRun:
-    """A generational run on a gymnasium task. Arguments as for :class:`alife.Simulation`."""
+class TaskRun(Host):
+    """A generational run on a gymnasium task (the strategy host in ``mode = "task"``).
+    Arguments as for :class:`alife.Simulation`.
+
+    ``world`` is a :class:`alife.world.state.WorldState` with one slot per genome
+    (``task.population``), all alive between generations; elites keep their slots, children take
+    the slots of the genomes that do not survive. ``lifetime_energy`` and ``energy`` hold each
+    genome's training fitness (its mean return)."""
+
+    mode = "task"
 
     def __init__(self, world: Any, *, seed: int | None = None, device: str | None = None,
                  overrides: dict[str, Any] | None = None, plugins: Iterable[Any] = (),
                  modules: Iterable[str] = (), plugins_dirs: Iterable[str | Path] = (),
                  blocked: Iterable[str] = (), run_dir: str | Path | None = None):
-        from alife.simulation import resolve_device
-
         cfg = config_mod.load(world, overrides)
         if seed is not None:
             # replace, not an override: a loaded config does not round-trip its nan threshold default
             cfg = dataclasses.replace(cfg, seed=int(seed))
         _check_task(cfg)
-        if cfg.strategies.selection == "energy-threshold":
-            # ecology mode's default has no energy to read here; task mode's default is truncation
-            cfg = dataclasses.replace(cfg, strategies=dataclasses.replace(cfg.strategies, selection="truncation"))
-        self.config: WorldConfig = cfg
-        self.task = task = cfg.task
-        self.seed = cfg.seed
-        self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.resume_step: int | None = None
-        self.device = resolve_device(device if device is not None else cfg.device)
-        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        task = cfg.task
+        pool: Any = EpisodePool(task.env_id, task.max_episode_steps, cfg.source)
+        spec = pool.spec
+        self._init_host(cfg, device=device, plugins=plugins, modules=modules, plugins_dirs=plugins_dirs,
+                        blocked=blocked, run_dir=run_dir,
+                        make_layout=lambda extra: task_layout(spec, cfg.brain, task.hidden, extra))
+        self.task = task
         self.rng = np.random.default_rng(self.seed)
-        self.pool: Any = EpisodePool(task.env_id, task.max_episode_steps, cfg.source)
-        self.spec = self.pool.spec
+        self.pool, self.spec = pool, spec
         thr = task.threshold if math.isfinite(task.threshold) else self.pool.reward_threshold
         self.threshold: float | None = None if thr is None else float(thr)
-        self.hooks: PluginManager = build_manager(
-            cfg.strategies, world_plugins=cfg.plugins, world_base_dir=cfg.base_dir,
-            world_source=cfg.source, modules=list(modules), plugins_dirs=list(plugins_dirs),
-            blocked=list(blocked), extra=list(plugins))
-        try:
-            self.layout = task_layout(self.spec, cfg.brain, task.hidden, tuple(self.hooks.genome_tensors(cfg)))
-        except ValueError as e:
-            raise PluginError(f"alife_genome_tensors: {e}") from None
-        self.segment_index = self.layout.segment_index().to(self.device)
-        if task.workers > 1:
-            from alife.generational.workers import ParallelPool
+        from alife.generational.workers import evaluator
 
-            self.pool = ParallelPool(self.pool, self.layout, task.workers)
-        self.tensor_index = self.layout.tensor_index().to(self.device)
-        self.mixed_role = None
-        self.strategy_names = (self.hooks.chosen["reproduction"],)
+        self.pool = evaluator(self.pool, task.workers)  # the evaluation seam: in-process or a process pool
         n, dev = task.population, self.device
-        #: per-slot and per-species arrays plugins register (one species in task mode)
-        self.arrays = PluginArrays(n, dev)
-        genomes = init_genomes(self.layout, n, cfg.brain, cfg.mutation.sigma_init, self.generator, dev)
+        self._init_world(WorldState(n, self.layout.size, spec.n_act, 1, 1, cfg.brain.tag_dim, dev))
+        #: the torch forms of the phases (a task run has no physics; the numba kernels serve the world)
+        self._cpu, self._fuse = False, False
+        self.reproduction = Reproduction(self)
+        st, g = self.world, self.generator
+        genomes = init_genomes(self.layout, n, cfg.brain, cfg.mutation.sigma_init, g, dev)
         if self.spec.image:
-            init_conv(genomes, self.layout, cfg.brain.init_scale, self.generator)
-        self.world = Population(genomes, torch.arange(n, device=dev),
-                                torch.full((n, 2), -1, dtype=torch.long, device=dev),
-                                torch.zeros(n, dtype=torch.long, device=dev),
-                                torch.zeros(n, dtype=torch.long, device=dev),
-                                torch.zeros(n, dtype=torch.float32, device=dev))
-        self.next_id = n
+            init_conv(genomes, self.layout, cfg.brain.init_scale, g)
+        # one founding species, every kin tag near its founder's (as the world's founders)
+        founder = torch.randn(1, cfg.brain.tag_dim, generator=g, device=dev)
+        tags = self.layout.view(genomes, "compatibility.tag")
+        tags.copy_(founder + 0.05 * torch.randn(tags.shape, generator=g, device=dev))
+        st.add_species(founder, torch.full((1,), -1, dtype=torch.long, device=dev), 0)
+        st.genomes.copy_(genomes)
+        st.alive.fill_(True)
+        st.ids.copy_(torch.arange(n, device=dev))
+        st.species.fill_(0)
+        st.hw, st.next_id = n, n
         self.offspring_count = n - task.elite
+        self._learn = self.hooks.has_impls("alife_learn")
         #: training fitness the selection role ranks by: each genome's mean return over every
         #: training episode it has played (elites accumulate episodes across generations)
         self.fitness = torch.zeros(n, dtype=torch.float64, device=dev)
@@ -161,7 +122,7 @@ class TaskRun:
         self.confirm_env_steps = 0
         self.heldout_env_steps = 0
         self.train_wall = 0.0
-        self._cpu0 = self._cpu()
+        self._cpu0 = self._cpu_seconds()
         self._heldout_cpu = 0.0
         self.history: list[dict[str, Any]] = []
         self.heldout_history: list[dict[str, Any]] = []
@@ -169,13 +130,10 @@ class TaskRun:
         self._closed = False
         self.hooks.setup(self)
         self.arrays.new_species(torch.full((1,), -1, dtype=torch.long, device=dev), 1)
+        self.recount_species()
         self.hooks.sim_start(self)
 
     # ------------------------------------------------------------------ evaluation
-    @property
-    def population(self) -> int:
-        return self.world.population
-
     @property
     def step_count(self) -> int:
         return self.generation
@@ -195,9 +153,9 @@ class TaskRun:
         """Score one genome (default: the best by training fitness) on the held-out episodes."""
         row = self.best_index() if row is None else row
         seeds = heldout_seeds(self.task.heldout_episodes)
-        c0 = self._cpu()
+        c0 = self._cpu_seconds()
         returns, steps = self.evaluate(self.world.genomes[row:row + 1], seeds)
-        self._heldout_cpu += self._cpu() - c0
+        self._heldout_cpu += self._cpu_seconds() - c0
         self.heldout_env_steps += steps
         r = returns[0]
         out = {"generation": self.generation, "env_steps": self.env_steps, "genome_id": int(self.world.ids[row]),
@@ -217,8 +175,11 @@ class TaskRun:
         self._ret_sum += returns.sum(1)
         self._ret_n += returns.shape[1]
         self.fitness = torch.from_numpy(self._ret_sum / self._ret_n).to(self.device)
-        self.world.lifetime_energy = self.fitness.float()
+        self.world.lifetime_energy.copy_(self.fitness)
+        self.world.energy.copy_(self.fitness)
         now = returns.mean(1)
+        #: this generation's mean return of each genome (what ``alife_learn`` gets as rewards)
+        self.last_returns = now
         hit = False
         if self.reached is None and self.threshold is not None:
             hit = float(now.mean()) >= self.threshold if self.task.threshold_on == "population" else self.confirm(self.threshold)
@@ -231,14 +192,14 @@ class TaskRun:
         self.history.append(row)
         return row
 
-    def _cpu(self) -> float:
+    def _cpu_seconds(self) -> float:
         """CPU seconds of this process, plus those of its episode helpers (``task.workers``)."""
         return time.process_time() + getattr(self.pool, "helper_cpu", 0.0)
 
     def train_cpu(self) -> float:
         """CPU seconds spent on the run so far (this process and its episode helpers), held-out
         scoring excluded."""
-        return self._cpu() - self._cpu0 - self._heldout_cpu
+        return self._cpu_seconds() - self._cpu0 - self._heldout_cpu
 
     def confirm(self, floor: float | None = None) -> bool:
         """Make the best genome by training fitness rest on at least ``task.confirm_episodes``
@@ -267,58 +228,43 @@ class TaskRun:
             self.world.lifetime_energy[b] = float(self.fitness[b])
 
     def reproduce(self) -> None:
-        """Selection, mating and reproduction through the role hooks; elites carried over."""
+        """The generation's tell (``alife_fitness``), then the reproduction phase every mode
+        shares (selection, mating, reproduction and mutation, speciation, births and deaths);
+        the ``task.elite`` best keep their slots, the others' slots take the children."""
         t0 = time.perf_counter()
-        w, dev, n = self.world, self.device, self.population
-        slots = torch.arange(n, device=dev)
-        if self.hooks.has_impls("alife_fitness"):
-            self.hooks.fitness(self, Fitness(self.generation, w.ids.cpu().numpy(), slots.cpu().numpy(),
+        w, n, step = self.world, self.population, self.generation
+        if self._fitness:
+            self.hooks.fitness(self, Fitness(step, w.ids.cpu().numpy(), np.arange(n, dtype=np.int64),
                                              self.fitness.cpu().numpy().astype(np.float64),
                                              w.children.cpu().numpy(), "task"))
-        parents, partners = self.hooks.select_parents(
-            self, slots, torch.full((n,), -1, dtype=torch.long, device=dev), torch.ones(n, dtype=torch.bool, device=dev))
-        k = parents.numel()
-        if k != self.offspring_count:
-            raise RuntimeError(f"selection {self.hooks.chosen['selection']!r} proposed {k} children; "
-                               f"generational mode needs population - elite = {self.offspring_count}")
-        two = (partners >= 0).nonzero().squeeze(1)
-        if two.numel():
-            ok = self.hooks.mate(self, parents[two], partners[two])
-            partners = partners.clone()
-            partners[two] = torch.where(ok, partners[two], torch.full_like(partners[two], -1))
-        child = self.hooks.reproduce(self, parents, partners)
         elite = torch.argsort(self.fitness, descending=True, stable=True)[: self.task.elite]
-        survives = torch.zeros(n, dtype=torch.bool, device=dev)
-        survives[elite] = True
-        dead = (~survives).nonzero().squeeze(1)
-        step = self.generation
-        w.lifetime_energy = self.fitness.float()
-        w.children.index_add_(0, parents, torch.ones_like(parents))
-        w.children.index_add_(0, partners[partners >= 0], torch.ones_like(partners[partners >= 0]))
-        self.hooks.agents_died(self, Deaths(step, w.ids[dead].cpu().numpy(), dead.cpu().numpy(),
-                                            np.full(dead.numel(), CAUSE_CODE["removed"], dtype=np.uint8)))
-        has2 = partners >= 0
-        pids = torch.stack([w.ids[parents], torch.where(has2, w.ids[partners.clamp(min=0)], torch.full_like(parents, -1))], 1)
-        ids = torch.arange(self.next_id, self.next_id + k, device=dev)
-        self.next_id += k
-        e_cpu = elite.cpu().numpy()
-        self.arrays.regroup(elite, parents, partners)
-        self.world = Population(
-            torch.cat([w.genomes[elite], child]), torch.cat([w.ids[elite], ids]),
-            torch.cat([w.parents[elite], pids]),
-            torch.cat([w.generation[elite], torch.full((k,), step + 1, dtype=torch.long, device=dev)]),
-            torch.cat([w.children[elite], torch.zeros(k, dtype=torch.long, device=dev)]),
-            torch.cat([w.lifetime_energy[elite], torch.zeros(k, dtype=torch.float32, device=dev)]), w.step)
-        self._ret_sum = np.concatenate([self._ret_sum[e_cpu], np.zeros(k)])
-        self._ret_n = np.concatenate([self._ret_n[e_cpu], np.zeros(k)])
-        self.fitness = torch.cat([self.fitness[elite], torch.zeros(k, dtype=self.fitness.dtype, device=dev)])
+        self.stats = {"births": 0, "births_refused_capacity": 0, "deaths": 0}
+        self.reproduction.generation(step, elite)
+        self._announce_extinct_species(step)
         self.generation += 1
         self.train_wall += time.perf_counter() - t0
-        e = elite.numel()
-        self.hooks.agents_born(self, Births(step, ids.cpu().numpy(), np.arange(e, n, dtype=np.int64),
-                                            pids.cpu().numpy(), np.zeros(k, dtype=np.int64),
-                                            self.hooks.chosen["reproduction"],
-                                            parent_slots=np.full((k, 2), -1, dtype=np.int64)))
+
+    def remove(self, slots: torch.Tensor, step: int) -> None:
+        """The genomes in ``slots`` leave the population (cause ``removed``): deaths announced,
+        their slots freed for the children (the reproduction phase calls this)."""
+        w = self.world
+        k = slots.numel()
+        deaths = Deaths(step, w.ids[slots].cpu().numpy(), slots.cpu().numpy(),
+                        np.full(k, CAUSE_CODE["removed"], dtype=np.uint8))
+        self.last_deaths = deaths
+        self.hooks.agents_died(self, deaths)
+        self.totals["deaths"] += k
+        self.totals["deaths_removed"] += k
+        self.stats["deaths"] = k
+        self._forget_species_members(w.species[slots].cpu().numpy())
+        w.alive[slots] = False
+
+    def born(self, slots: torch.Tensor) -> None:
+        """Children took ``slots``: they have played no episode yet."""
+        s = slots.cpu().numpy()
+        self._ret_sum[s] = 0.0
+        self._ret_n[s] = 0.0
+        self.fitness[slots] = 0.0
 
     # ------------------------------------------------------------------ the run
     def run(self, progress: bool = False) -> dict[str, Any]:
@@ -338,6 +284,11 @@ class TaskRun:
                 g = self.generation
                 self.hooks.step_start(self, g)
                 row = self.evaluate_generation()
+                if self._learn:  # between-episode learning on the returns
+                    slots = self.world.alive_slots()
+                    empty = torch.zeros(slots.numel(), 0, device=self.device)
+                    self.hooks.learn(self, slots, empty, empty,
+                                     torch.as_tensor(self.last_returns, dtype=torch.float32, device=self.device))
                 bar.update(1)
                 bar.set_postfix(mean=f"{row['mean']:.1f}", best=f"{row['best_fitness']:.1f}",
                                 steps=self.env_steps, refresh=False)

@@ -56,8 +56,10 @@ class Reproduction:
             for r, mark in _FUSED_ROLES.items())
 
     def run(self, nb: torch.Tensor, dist: torch.Tensor, step: int) -> None:
+        """The world's reproduction phase: the living, each one's nearest agent within contact
+        range as its possible partner, and whether it signalled readiness."""
         sim = self.sim
-        st, a, dev, g = sim.world, sim.config.agent, sim.device, sim.generator
+        st, a = sim.world, sim.config.agent
         n = nb.shape[0]
         sim.last_births = None
         if sim._fuse and self.builtin():
@@ -74,9 +76,28 @@ class Reproduction:
         if live.numel() == 0:
             return
         ix = _ix_numpy if sim._cpu else _ix_torch  # numpy's indexing costs less on the CPU
-        parents, partners = sim.hooks.select_parents(sim, live, near, ix(st.ready, live))
-        k = parents.numel()
-        if k == 0:
+        self.general(step, live, near, ix(st.ready, live))
+
+    def generation(self, step: int, survivors: torch.Tensor) -> None:
+        """A task run's reproduction phase: every genome of the generation may be chosen (no
+        partner proposed, all ready); the children take the slots of all but ``survivors`` (the
+        elites, which keep theirs)."""
+        sim = self.sim
+        sim.last_births = None
+        live = sim.world.alive_slots()
+        n = live.numel()
+        self._survivors = survivors
+        self.general(step, live, torch.full((n,), -1, dtype=torch.long, device=sim.device),
+                     torch.ones(n, dtype=torch.bool, device=sim.device))
+
+    def general(self, step: int, live: torch.Tensor, near: torch.Tensor, ready: torch.Tensor) -> None:
+        """The phase through the role hooks, the same in both modes: selection (checked), mating,
+        room for the children, reproduction (and mutation), speciation, placement, records."""
+        sim = self.sim
+        st = sim.world
+        ix = _ix_numpy if sim._cpu else _ix_torch
+        parents, partners = sim.hooks.select_parents(sim, live, near, ready)
+        if parents.numel() == 0:
             return
         self.check_parents(parents, partners)
         two = ix(partners >= 0, None)
@@ -87,19 +108,51 @@ class Reproduction:
                 partners.numpy()[two.numpy()[~ok.numpy()]] = -1
             else:
                 partners[two[~ok]] = -1
+        room = self.room_world if sim.mode == "world" else self.room_task
+        free, parents, partners = room(parents, partners)
+        if free.numel() == 0:
+            return
+        child = sim.hooks.reproduce(sim, parents, partners)
+        species = sim.hooks.speciate(sim, child, ix(st.species, parents).clone(), step)
+        first_id = st.next_id
+        place = self.place_world if sim.mode == "world" else self.place_task
+        place(free, parents, partners, child, species, step)
+        self.announce_births(step, first_id, free, parents, partners, species)
+
+    def room_world(self, parents: torch.Tensor, partners: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The lowest free slots; children past them are refused (and counted)."""
+        sim = self.sim
+        st, k = sim.world, parents.numel()
         free = first_free_cpu(st.np.alive, k) if sim._cpu else st.free_slots(k)
         if free.numel() < k:
             refused = k - free.numel()
             sim.stats["births_refused_capacity"] = refused
             sim.totals["births_refused_capacity"] += refused
-            parents, partners, k = parents[: free.numel()], partners[: free.numel()], free.numel()
-            if k == 0:
-                return
-        child = sim.hooks.reproduce(sim, parents, partners)
+            parents, partners = parents[: free.numel()], partners[: free.numel()]
+        return free, parents, partners
+
+    def room_task(self, parents: torch.Tensor, partners: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The slots of the genomes that do not survive the generation: one per child."""
+        sim = self.sim
+        keep = torch.zeros(sim.world.capacity, dtype=torch.bool, device=sim.device)
+        keep[self._survivors] = True
+        free = (~keep).nonzero().squeeze(1)
+        if parents.numel() != free.numel():
+            sim.hooks.bad_result("selection", f"it proposed {parents.numel()} children; a task run needs "
+                                 f"population - elite = {free.numel()}")
+        return free, parents, partners
+
+    def place_world(self, free: torch.Tensor, parents: torch.Tensor, partners: torch.Tensor,
+                    child: torch.Tensor, species: torch.Tensor, step: int) -> None:
+        """Children beside their first parent (jittered, a random heading), each parent paying
+        ``child_energy + birth_cost``."""
+        sim = self.sim
+        st, a, dev, g = sim.world, sim.config.agent, sim.device, sim.generator
+        k = free.numel()
         jitter = torch.randn(k, 2, generator=g, device=dev)
         turn = torch.rand(k, generator=g, device=dev)
-        species = sim.hooks.speciate(sim, child, ix(st.species, parents).clone(), step)
-        first_id = st.next_id
         pay = a.child_energy + a.birth_cost
         if sim._cpu:
             child_np, free_np = child.contiguous().numpy(), free.numpy()
@@ -109,7 +162,33 @@ class Reproduction:
             sim._policy_cpu.put(free_np, child_np)  # the kernel wrote genomes behind torch's back
         else:
             self.place_children(free, parents, partners, child, jitter, turn, species, pay)
-        self.announce_births(step, first_id, free, parents, partners, species)
+
+    def place_task(self, free: torch.Tensor, parents: torch.Tensor, partners: torch.Tensor,
+                   child: torch.Tensor, species: torch.Tensor, step: int) -> None:
+        """The genomes that do not survive leave (deaths, cause ``removed``, their offspring
+        counted first); the children take their slots."""
+        sim = self.sim
+        st, dev, k = sim.world, sim.device, free.numel()
+        has2 = partners >= 0
+        p2c = partners.clamp(min=0)
+        # read the parents before their slots may be taken by children
+        pid = torch.stack([st.ids[parents], torch.where(has2, st.ids[p2c], -1)], 1)
+        gen = st.generation[parents]
+        gen = torch.where(has2, torch.maximum(gen, st.generation[p2c]), gen) + 1
+        st.children.index_add_(0, parents, torch.ones_like(parents))
+        st.children.index_add_(0, partners[has2], torch.ones_like(partners[has2]))
+        sim.remove(free, step)
+        st.genomes[free] = child
+        st.ids[free] = torch.arange(st.next_id, st.next_id + k, device=dev)
+        st.parents[free] = pid
+        st.generation[free] = gen
+        st.children[free] = 0
+        st.energy[free] = 0.0
+        st.lifetime_energy[free] = 0.0
+        st.age[free] = 0
+        st.species[free] = species
+        st.alive[free] = True
+        sim.born(free)
 
     def check_parents(self, parents: torch.Tensor, partners: torch.Tensor) -> None:
         """The selection role's answer must name living agents (partners: another living agent
@@ -130,7 +209,7 @@ class Reproduction:
             what = f"slot {int(pb[pb >= 0][~alive[pb[pb >= 0]]][0])} as a partner, but no agent lives there"
         elif (pa == pb).any():
             what = f"slot {int(pa[pa == pb][0])} as its own partner"
-        else:
+        elif sim.mode == "world":  # the engine takes child_energy + birth_cost from each parent
             need = np.bincount(pa, minlength=n) * (a.child_energy + a.birth_cost)
             have = st.energy[:n].cpu().numpy()
             short = np.flatnonzero((need > 0) & (need > have))
@@ -223,12 +302,13 @@ class Reproduction:
             sim._segment_index_np, f32(mu.tau), f32(math.log(mu.sigma_min)), f32(math.log(mu.sigma_max)),
             t.offset, np.ascontiguousarray(st.species_founder.numpy()), species,
             f32(mu.species_threshold), child, strays)
-        jitter = torch.randn(k, 2, generator=g).numpy()
-        turn = torch.rand(k, generator=g).numpy()
         if n_new:
             idx = np.flatnonzero(strays)
             tags = torch.from_numpy(child[idx, t.offset:t.offset + t.size].copy())
             species[idx] = sim.new_species(tags, torch.from_numpy(species[idx]), step).numpy()
+        # drawn after speciation, as the hooks path draws them in placement
+        jitter = torch.randn(k, 2, generator=g).numpy()
+        turn = torch.rand(k, generator=g).numpy()
         first_id = st.next_id
         place_children_cpu(st, free, parents, partners, child, jitter, turn, species,
                            sim._bad_genome.numpy(), child_energy=a.child_energy, pay=a.child_energy + a.birth_cost)

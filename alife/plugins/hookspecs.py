@@ -34,6 +34,20 @@ if TYPE_CHECKING:
 
 hookspec = pluggy.HookspecMarker("alife")
 
+#: the modes of the strategy host: the persistent world, a generational run on a gymnasium task
+MODES = ("world", "task")
+
+#: hooks that fire in some modes only (every other hook fires in both); a plugin implementing one
+#: in a mode that never fires it is refused at start, naming plugin, hook and mode
+HOOK_MODES: dict[str, tuple[str, ...]] = {
+    "alife_after_act": ("world",),
+    "alife_interact": ("world",),
+    "alife_resource_regrowth": ("world",),
+}
+
+#: roles each mode plays (a task run has no attacks, so no ``interaction``)
+ROLE_MODES: dict[str, tuple[str, ...]] = {"interaction": ("world",)}
+
 #: ``firstresult`` hooks that are not roles: any plugin may answer, the first answer wins
 ANSWER_HOOKS = frozenset({"alife_behaviour"})
 
@@ -95,6 +109,8 @@ def alife_setup(sim: Simulation) -> None:
 def alife_sim_start(sim: Simulation) -> None:
     """Called once when a simulation has been built and its initial agents placed.
 
+    Fires in: world and task, once.
+
     Recorders open their files here; plugins read their settings from
     ``sim.config.plugin.get(<name>, {})`` and should check them here, so that a bad setting stops
     the run before its first step. If a plugin raises here, the plugins already started get their
@@ -108,6 +124,8 @@ def alife_sim_start(sim: Simulation) -> None:
 def alife_sim_end(sim: Simulation) -> None:
     """Called once when a simulation is closed (normally or after an error).
 
+    Fires in: world and task, once.
+
     Recorders flush and close their files here. It is called even when another hook raised,
     and every plugin's implementation runs even when another one's raises.
 
@@ -119,6 +137,8 @@ def alife_sim_end(sim: Simulation) -> None:
 def alife_step_start(sim: Simulation, step: int) -> None:
     """Called at the start of every step, before sensing.
 
+    Fires in: world (every step) and task (once per generation, ``step`` the generation).
+
     :param sim: the simulation.
     :param step: the number of the step about to run (0 for the first).
     """
@@ -127,6 +147,8 @@ def alife_step_start(sim: Simulation, step: int) -> None:
 @hookspec
 def alife_step_end(sim: Simulation, step: int) -> None:
     """Called at the end of every step, after births (the record phase).
+
+    Fires in: world (every step) and task (once per generation, ``step`` the generation).
 
     :param sim: the simulation; ``sim.stats`` holds this step's counters.
     :param step: the number of the step that just ran.
@@ -142,6 +164,8 @@ def alife_step_end(sim: Simulation, step: int) -> None:
 def alife_resource_regrowth(sim: Simulation, step: int) -> float | torch.Tensor | None:
     """Scale this step's resource regrowth (seasons, droughts, patches).
 
+    Fires in: world, every step (a task has no resource field: a task plugin implementing it is refused at start).
+
     Every plugin's answer is multiplied together; ``None`` means 1.
 
     :param sim: the simulation; ``sim.world.resource`` is the ``[height, width]`` field.
@@ -153,6 +177,8 @@ def alife_resource_regrowth(sim: Simulation, step: int) -> float | torch.Tensor 
 @hookspec
 def alife_after_act(sim: Simulation, slots: torch.Tensor, actions: torch.Tensor) -> None:
     """Called after the brains (or a PettingZoo caller) chose this step's actions.
+
+    Fires in: world, once per step after the act phase (not yet in task runs: a task plugin implementing it is refused at start).
 
     :param sim: the simulation.
     :param slots: ``[n]`` int64 slots of the living agents, the ones that act.
@@ -167,6 +193,8 @@ def alife_after_act(sim: Simulation, slots: torch.Tensor, actions: torch.Tensor)
 def alife_learn(sim: Simulation, slots: torch.Tensor, observations: torch.Tensor,
                 actions: torch.Tensor, rewards: torch.Tensor) -> None:
     """Within-lifetime learning: change the living agents' genomes (their phenotypes) in place.
+
+    Fires in: world (every step, after metabolism and death) and task (once per generation after its episodes, as between-episode learning: ``observations`` and ``actions`` are empty ``[n, 0]`` tensors and ``rewards`` the generation's mean return of each genome).
 
     Called after metabolism and death, before reproduction. ``rewards`` is the energy change of
     this step, the signal a gradient-descent-as-adaptation plugin descends on. The engine re-reads
@@ -191,6 +219,8 @@ def alife_select_parents(sim: Simulation, slots: torch.Tensor, neighbours: torch
                          ready: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Role ``selection``: choose who reproduces this step, and with whom.
 
+    Fires in: world (every step; the engine takes ``child_energy + birth_cost`` from each first parent, so each must hold that much per child) and task (once per generation, with every genome, ``neighbours`` all -1 and ``ready`` all True; it must propose ``population - elite`` children).
+
     Stops at first non-None result.
 
     :param sim: the simulation.
@@ -198,13 +228,21 @@ def alife_select_parents(sim: Simulation, slots: torch.Tensor, neighbours: torch
     :param neighbours: ``[n]`` slot of each one's nearest agent within contact range, or -1.
     :param ready: ``[n]`` bool, the agent signalled readiness to mate this step.
     :return: ``(parents, partners)``: two ``[k]`` int64 tensors of slots, one entry per child to
-        be made; ``partners`` is -1 where the child has a single parent.
+        be made; ``partners`` is -1 where the child has a single parent. The engine checks the
+        answer and refuses (a ``PluginError`` naming the plugin, the hook and the slot) parents
+        that are not living agents in ``[0, hw)``, partners that are neither a living agent other
+        than the parent nor -1, and, in the world, a first parent whose energy cannot pay
+        ``agent.child_energy + agent.birth_cost`` for each of its children (the engine takes it,
+        so energy is conserved). ``agent.reproduce_energy`` and ``agent.min_reproduce_age`` are
+        the built-in ``energy-threshold`` strategy's own rule; another strategy decides its own.
     """
 
 
 @hookspec(firstresult=True)
 def alife_mate(sim: Simulation, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor | None:
     """Role ``mating``: do the agents in ``a`` and their partners in ``b`` accept each other?
+
+    Fires in: world and task, in the reproduction phase, for the proposed pairs.
 
     Stops at first non-None result.
 
@@ -219,6 +257,8 @@ def alife_mate(sim: Simulation, a: torch.Tensor, b: torch.Tensor) -> torch.Tenso
 def alife_reproduce(sim: Simulation, parents: torch.Tensor, partners: torch.Tensor) -> torch.Tensor | None:
     """Role ``reproduction``: make the children's genomes.
 
+    Fires in: world and task, in the reproduction phase (once per strategy present with a ``[mixture]`` of reproduction).
+
     Stops at first non-None result. The built-in strategy crosses over the two parents (where
     there are two) and then calls the ``mutation`` role through ``sim.hooks.mutate``.
 
@@ -232,6 +272,8 @@ def alife_reproduce(sim: Simulation, parents: torch.Tensor, partners: torch.Tens
 @hookspec(firstresult=True)
 def alife_mutate(sim: Simulation, genomes: torch.Tensor, parents: torch.Tensor) -> torch.Tensor | None:
     """Role ``mutation``: vary child genomes.
+
+    Fires in: world and task, from the reproduction role (the built-in ``crossover-mutate`` calls it).
 
     Stops at first non-None result. Work through ``sim.layout`` so that an operator sees tensor
     boundaries; mutate the mutator segment too (it is heritable like the rest).
@@ -281,6 +323,8 @@ def alife_behaviour(sim: Simulation, slots: torch.Tensor) -> torch.Tensor | None
 def alife_interact(sim: Simulation, attackers: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Role ``interaction``: what attacks do (predation, coevolution rules, roles).
 
+    Fires in: world, in the fight phase (task runs have no attacks: a task plugin implementing it is refused at start).
+
     Stops at first non-None result.
 
     :param sim: the simulation.
@@ -300,6 +344,8 @@ def alife_interact(sim: Simulation, attackers: torch.Tensor, targets: torch.Tens
 @hookspec
 def alife_agents_born(sim: Simulation, births: Births) -> None:
     """Called once per step with every agent born in it (after they are placed).
+
+    Fires in: world (once per step with births) and task (once per generation, the children that took the slots of the genomes that did not survive).
 
     :param sim: the simulation; the newborns are at ``births.slots`` in the ``sim.world`` arrays.
     :param births: numpy arrays ``ids``, ``slots``, ``parent_ids`` (``[k, 2]``, -1 for none),
@@ -358,6 +404,8 @@ def alife_species_extinct(sim: Simulation, species: np.ndarray, step: int) -> No
 @hookspec
 def alife_agents_died(sim: Simulation, deaths: Deaths) -> None:
     """Called once per step with every agent that died in it, before their slots are freed.
+
+    Fires in: world (once per step with deaths) and task (once per generation: the genomes that did not survive, cause ``removed``).
 
     :param sim: the simulation; the dead agents' last state is still in their slots.
     :param deaths: numpy arrays ``ids``, ``slots``, ``causes`` (codes into ``alife.events.CAUSES``),

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 from alife.plugins import hookspecs
-from alife.plugins.hookspecs import ROLE_HOOKS
+from alife.plugins.hookspecs import HOOK_MODES, ROLE_HOOKS, ROLE_MODES
 
 if TYPE_CHECKING:
     import torch
@@ -59,6 +59,10 @@ def _describe(x: Any) -> str:
     if isinstance(x, tuple):
         return "(" + ", ".join(_describe(v) for v in x) + ")"
     return f"{type(x).__name__} {x!r}"[:120]
+
+
+#: role -> the strategy a mode plays when the world file leaves the role empty
+MODE_DEFAULTS = {"selection": {"world": "energy-threshold", "task": "truncation"}}
 
 
 class PluginError(RuntimeError):
@@ -247,7 +251,7 @@ class PluginManager:
         return self.load_module(spec, origin)
 
     # ------------------------------------------------------------------ roles
-    def resolve(self, strategies: StrategiesSection, mixture: MixtureSection | None = None) -> None:
+    def resolve(self, strategies: StrategiesSection, mixture: MixtureSection | None = None, mode: str = "") -> None:
         """Pick one strategy per role (several for the role of a ``[mixture]``); refuse unknown
         hooks, missing and doubly claimed roles.
 
@@ -258,7 +262,7 @@ class PluginManager:
         claims_by_role: dict[str, dict[str, list[str]]] = {}
         self.mix = {mixture.role: tuple(mixture.strategies)} if mixture is not None else {}
         for role, hookname in ROLE_HOOKS.items():
-            chosen = getattr(strategies, role)
+            chosen = getattr(strategies, role) or MODE_DEFAULTS.get(role, {}).get(mode or "world", "")
             wanted = self.mix.get(role, (chosen,))
             if role in self.mix:
                 chosen = wanted[0]
@@ -269,6 +273,11 @@ class PluginManager:
                 info = self._info[impl.plugin_name]
                 claim = info.strategies.get(role, impl.plugin_name)
                 claims.setdefault(claim, []).append(impl.plugin_name)
+            if mode and mode not in ROLE_MODES.get(role, (mode,)):
+                # a role this mode does not play: its strategies are switched off in _check_mode
+                claims_by_role[role] = claims
+                self.chosen[role] = chosen
+                continue
             for claim, names in claims.items():
                 if len(names) > 1:
                     raise PluginError(
@@ -299,9 +308,13 @@ class PluginManager:
                 s in self.mix.get(r, (self.chosen.get(r),)) for r, s in info.strategies.items())
             if not info.active and self._pm.has_plugin(info.name):
                 self._pm.unregister(name=info.name)
+        if mode:
+            self._check_mode(mode, claims_by_role)
         self._role_callers.clear()
         self._direct.clear()
         for role, claims in claims_by_role.items():
+            if role not in self._winner:  # not played in this mode
+                continue
             others = [self._pm.get_plugin(n) for ns in claims.values() for n in ns
                       if n != self._winner[role] and self._pm.has_plugin(n)]
             self._role_callers[role] = self._pm.subset_hook_caller(ROLE_HOOKS[role], remove_plugins=others)
@@ -318,6 +331,37 @@ class PluginManager:
                     code = getattr(impl.function, "__code__", None)
                     if code is not None:
                         self._impl_code.setdefault(code, []).append((impl.plugin, impl.plugin_name, hc.name))
+
+    def _check_mode(self, mode: str, claims_by_role: dict[str, dict[str, list[str]]]) -> None:
+        """Switch off the strategies of roles the mode does not play; refuse a chosen strategy
+        made for the other mode (its ``modes`` attribute) and an active plugin implementing a
+        hook the mode never fires (``hookspecs.HOOK_MODES``), naming plugin, hook and mode."""
+        where = {"world": "the persistent world", "task": "a task run (a world with a [task] table)"}
+        for role, modes in ROLE_MODES.items():
+            if mode not in modes:
+                for names in claims_by_role.get(role, {}).values():
+                    for n in names:
+                        declared = set(self._info[n].strategies)
+                        if self._pm.has_plugin(n) and declared and declared <= {role}:
+                            self._pm.unregister(name=n)
+                            self._info[n].active = False
+        for info in self._info.values():
+            plugin = self._pm.get_plugin(info.name)
+            if plugin is None:
+                continue
+            modes = getattr(plugin, "modes", None)
+            if modes is not None and mode not in modes and info.strategies:
+                role, name = next(iter(info.strategies.items()))
+                hint = " (task runs select with `truncation`: set [strategies] selection = \"truncation\")" \
+                    if role == "selection" and mode == "task" else ""
+                raise PluginError(f"strategy {role}={name!r} (plugin {info.name!r}) runs only in "
+                                  f"{' and '.join(where.get(m, m) for m in modes)}, not in {where[mode]}{hint}")
+            for hc in self._pm.get_hookcallers(plugin) or []:
+                fires = HOOK_MODES.get(hc.name)
+                if fires is not None and mode not in fires:
+                    raise PluginError(f"plugin {info.name!r} implements {hc.name}, which {where[mode]} never fires "
+                                      f"(it fires in {' and '.join(where[m] for m in fires)}); leave the plugin out "
+                                      f"of this run (-p no:{info.name}) or drop that hook")
 
     def _check_pending(self) -> None:
         """A hookimpl whose name matches no hookspec is a misspelling: refuse it, suggesting one."""
@@ -678,7 +722,7 @@ def build_manager(strategies: StrategiesSection, *, world_plugins: list[str] = (
                   world_base_dir: str | Path = ".", world_source: str = "world file",
                   modules: list[str] = (), plugins_dirs: list[str | Path] = (),
                   blocked: list[str] = (), extra: list[Any] = (), entry_points: bool = True,
-                  mixture: MixtureSection | None = None) -> PluginManager:
+                  mixture: MixtureSection | None = None, mode: str = "") -> PluginManager:
     """Load every plugin source in a fixed order and resolve roles."""
     pm = PluginManager()
     for b in blocked:
@@ -694,7 +738,7 @@ def build_manager(strategies: StrategiesSection, *, world_plugins: list[str] = (
         pm.load_spec(spec, world_base_dir, f"{world_source} plugins")
     for p in extra:
         pm.register(p, pm.free_name(getattr(p, "__name__", None) or type(p).__name__, p), "python")
-    pm.resolve(strategies, mixture)
+    pm.resolve(strategies, mixture, mode)
     return pm
 
 

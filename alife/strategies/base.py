@@ -43,6 +43,8 @@ class Strategy:
     role: ClassVar[str] = ""
     name: ClassVar[str] = ""
     Params: ClassVar[type] = NoParams
+    #: the modes it runs in (``world``, ``task``); chosen in another, the run is refused at start
+    modes: ClassVar[tuple[str, ...]] = ("world", "task")
 
     def __init__(self) -> None:
         self.params: Any = self.Params()

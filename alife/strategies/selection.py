@@ -17,6 +17,7 @@ from alife.strategies.kernels import on_cpu, select_cpu
 
 class EnergyThreshold(Strategy):
     role, name = "selection", "energy-threshold"
+    modes = ("world",)  # it reads energy and age, which a task run does not have
     #: the engine runs the four built-in reproduction roles fused on the CPU (alife.strategies.kernels)
     fused_kernel = "selection:energy-threshold"
 

@@ -21,6 +21,7 @@ from alife.strategies.base import Strategy
 
 class Truncation(Strategy):
     role, name = "selection", "truncation"
+    modes = ("task",)  # it ranks by task fitness
 
     @hookimpl
     def alife_select_parents(self, sim, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor):

@@ -140,23 +140,6 @@ class PluginArrays:
                 mask = two.view(-1, *([1] * len(spec.shape)))
                 t[free] = torch.where(mask, (a + b) * 0.5, a)
 
-    def regroup(self, keep: torch.Tensor, parents: torch.Tensor, partners: torch.Tensor) -> None:
-        """Task mode: the next generation's rows are the rows ``keep`` (elites, in order) followed
-        by one child per ``parents`` entry, given its rows as at birth."""
-        for name, spec in self.specs.items():
-            if spec.kind != "slot":
-                continue
-            t = self._t[name]
-            kids = torch.empty((parents.numel(), *spec.shape), dtype=spec.dtype, device=self.device)
-            if spec.inherit == "reset":
-                kids.fill_(spec.fill)
-            elif spec.inherit == "first":
-                kids.copy_(t[parents])
-            else:
-                mask = (partners >= 0).view(-1, *([1] * len(spec.shape)))
-                kids.copy_(torch.where(mask, (t[parents] + t[partners.clamp(min=0)]) * 0.5, t[parents]))
-            self._t[name] = torch.cat([t[keep], kids])
-
     def new_species(self, parents: torch.Tensor, total: int) -> None:
         """Grow every per-species array to ``total`` rows; the new rows' parent species are
         ``parents`` (-1: a founder)."""

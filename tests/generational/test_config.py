@@ -23,7 +23,7 @@ def test_shipped_task_worlds_load():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[2] / "worlds"
-    for name in ("cartpole", "lunar_lander", "acrobot", "pendulum"):
+    for name in ("cartpole", "lunar_lander", "acrobot", "pendulum", "taxi"):
         cfg = config_mod.load(root / f"{name}.toml")
         assert cfg.task is not None and cfg.task.env_id
 
@@ -87,7 +87,17 @@ def test_truncation_refuses_an_ecology_world():
     from alife.plugins.manager import PluginError
     from alife.simulation import Simulation
 
-    sim = Simulation({"world": {"initial_agents": 50, "capacity": 200, "width": 16, "height": 16},
-                      "strategies": {"selection": "truncation"}}, seed=0)
-    with pytest.raises(PluginError, match="only in a world with a \\[task\\] table"):
-        sim.run(50)
+    # refused at start, before a single step, naming the strategy and both modes
+    with pytest.raises(PluginError, match=r"strategy selection='truncation' \(plugin 'truncation'\) runs only in "
+                                          r"a task run \(a world with a \[task\] table\), not in the persistent world"):
+        Simulation({"world": {"initial_agents": 50, "capacity": 200, "width": 16, "height": 16},
+                    "strategies": {"selection": "truncation"}}, seed=0)
+
+
+def test_energy_threshold_is_refused_in_a_task_run_instead_of_swapped():
+    from alife.generational.runner import TaskRun
+    from alife.plugins.manager import PluginError
+
+    with pytest.raises(PluginError, match=r"selection='energy-threshold'.*runs only in the persistent world, not in "
+                                          r"a task run.*set \[strategies\] selection = \"truncation\""):
+        TaskRun("worlds/cartpole.toml", overrides={"strategies.selection": "energy-threshold"})
