@@ -278,7 +278,9 @@ def scalar_attr(attrs: h5py.AttributeManager | dict, name: str, kind: type, lo: 
     if kind is float and not np.isfinite(v):
         raise FileProblem(f"attribute '{name}' is {v}, not a finite number")
     if (lo is not None and v < lo) or (hi is not None and v > hi):
-        raise FileProblem(f"attribute '{name}' is {v}, outside [{lo}, {hi}]")
+        within = f"outside [{lo}, {hi}]" if lo is not None and hi is not None else \
+            f"below {lo}" if lo is not None else f"above {hi}"
+        raise FileProblem(f"attribute '{name}' is {v}, {within}")
     return v
 
 
@@ -308,7 +310,8 @@ def checked_dataset(f: h5py.File, name: str, dtype: str | np.dtype, tail: tuple[
         if link is None:
             raise FileProblem(f"{name} is missing")
         if not isinstance(link, h5py.HardLink):
-            raise FileProblem(f"{sub} is a {type(link).__name__}; a file of ours has only plain links")
+            kind = {h5py.SoftLink: "a soft link", h5py.ExternalLink: "an external link"}.get(type(link), "a link")
+            raise FileProblem(f"{sub} is {kind}; a file of ours has only plain links")
     d = f[name]
     if not isinstance(d, h5py.Dataset):
         raise FileProblem(f"{name} is not a dataset")

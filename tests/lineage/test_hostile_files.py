@@ -255,8 +255,8 @@ LINEAGE_CASES = {
     "columns disagree": "rows of births/id but",
     "causes not JSON": "'causes' is not valid JSON",
     "genome_size an array": "'genome_size' should be one integer",
-    "soft link": "births/step is a SoftLink",
-    "external link": "births/step is a ExternalLink",
+    "soft link": "births/step is a soft link",
+    "external link": "births/step is an external link",
     "external storage": "outside this file",
     "strings for numbers": "births/step has type object",
     "species parent cycle": "species/parent names a species that is not older",
@@ -341,8 +341,8 @@ REPLAY_CASES = {
     "huge species column": "declares",
     "negative start": "negative start or count",
     "species as strings": "agents/species has type object",
-    "soft link": "agents/x is a SoftLink",
-    "every 0": "'every' is 0",
+    "soft link": "agents/x is a soft link",
+    "every 0": "'every' is 0, below 1",
 }
 
 
