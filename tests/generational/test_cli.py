@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import gymnasium as gym
 import h5py
+from gymnasium import spaces
 
 from alife.cli.main import main
 
@@ -39,3 +41,34 @@ def test_alife_run_unknown_env_id_exits_with_a_message(tmp_path, capsys):
                "--set", "task.env_id=NoSuchTask-v0", "--no-progress"])
     assert rc == 2
     assert "task.env_id: 'NoSuchTask-v0' is not a gymnasium environment" in capsys.readouterr().err
+
+
+def test_alife_run_blackjack_and_taxi(tmp_path, capsys):
+    """A Tuple observation (Blackjack-v1) and a Discrete one (the shipped Taxi world) run end to end."""
+    for name, world, extra in [("bj", "cartpole.toml", ["--set", "task.env_id=Blackjack-v1"]),
+                               ("taxi", "taxi.toml", ["--set", "task.population=8", "--set", "task.elite=1",
+                                                      "--set", "task.parents=2", "--set", "task.episodes=1"])]:
+        out = tmp_path / name
+        rc = main(["run", str(ROOT / "worlds" / world), "--out", str(out), "--no-progress",
+                   "--set", "task.generations=2", "--set", "task.heldout_episodes=5", *extra])
+        assert rc == 0
+        s = json.loads((out / "summary.json").read_text())
+        assert s["generations"] == 2 and s["heldout_episodes"] == 5
+    assert s["env_id"] == "Taxi-v4" and s["threshold"] == 8
+
+
+class TextTask(gym.Env):
+    """An environment whose observations are text: nothing a policy network can read."""
+
+    observation_space = spaces.Text(8)
+    action_space = spaces.Discrete(2)
+
+
+def test_alife_run_refuses_a_space_it_cannot_drive_in_one_line(tmp_path, capsys):
+    if "AlifeTest/Text-v0" not in gym.registry:
+        gym.register(id="AlifeTest/Text-v0", entry_point=TextTask)
+    rc = main(["run", str(ROOT / "worlds" / "cartpole.toml"), "--out", str(tmp_path / "r"),
+               "--set", "task.env_id=AlifeTest/Text-v0", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2
+    assert "observation space Text(" in err and "cannot be driven" in err and "\n" not in err
