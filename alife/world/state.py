@@ -76,6 +76,8 @@ class WorldState:
 
     @property
     def population(self) -> int:
+        if self.alive.is_cpu:  # numpy: a torch sum would wake torch's thread pool every step
+            return int(np.count_nonzero(self.np.alive))
         return int(self.alive.sum())
 
     def free_slots(self, k: int) -> torch.Tensor:
