@@ -83,7 +83,8 @@ class Host:
         self.strategy_names: tuple[str, ...] = (
             self.hooks.mix[self.mixed_role] if self.mixed_role else (self.hooks.chosen["reproduction"],))
         self.totals: dict[str, int] = {"births": 0, "births_refused_capacity": 0, "deaths": 0,
-                                       **{f"deaths_{c}": 0 for c in CAUSES}}
+                                       **{f"deaths_{c}": 0 for c in CAUSES},
+                                       "pairs_proposed": 0, "pairs_refused": 0, "births_two_parents": 0}
         self.stats: dict[str, int] = {}
         self.last_births: Births | None = None
         self.last_deaths: Deaths | None = None

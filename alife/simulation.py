@@ -237,6 +237,14 @@ class Simulation(Host):
         else:
             self._bad_genome[slots] = ~torch.isfinite(st.genomes[slots]).all(1)
 
+    def mean_action(self) -> dict[str, float]:
+        """The mean of each action (turn, speed, eat, attack, mate; as cleaned, in [-1, 1]) over
+        the living agents in the last step."""
+        st = self.world
+        a = st.last_action[: st.hw][st.alive[: st.hw]]
+        m = a.mean(0).tolist() if a.shape[0] else [float("nan")] * len(ACTIONS)
+        return {name: float(v) for name, v in zip(ACTIONS, m, strict=True)}
+
     def sense(self) -> torch.Tensor:
         """Observations ``[hw, n_obs]`` (rows by slot) of the current state, as brains see them."""
         return self._sense()[3]
@@ -259,7 +267,8 @@ class Simulation(Host):
     def _step(self, actions: torch.Tensor | None) -> None:
         cfg, st = self.config, self.world
         step = st.step
-        self.stats = {"births": 0, "births_refused_capacity": 0, "deaths": 0}
+        self.stats = {"births": 0, "births_refused_capacity": 0, "deaths": 0, "pairs_proposed": 0,
+                      "pairs_refused": 0, "births_two_parents": 0}
         if self._step_start:  # a plugin may change the world before sensing
             self._sensed = None
             self.hooks.step_start(self, step)

@@ -439,3 +439,23 @@ def test_lineage_file_records_each_births_strategy_and_population_by_strategy(tm
     table = strategy_population(lin, every=10)
     for step, counts in seen.items():
         assert table.loc[step, "left"] == counts["left"] and table.loc[step, "right"] == counts["right"], step
+
+
+def test_mating_counters_agree_with_the_births():
+    class Count:
+        def __init__(self):
+            self.two = 0
+
+        @hookimpl
+        def alife_agents_born(self, sim, births):
+            self.two += int((births.parent_ids[:, 1] >= 0).sum())
+
+    c = Count()
+    sim = sim_of(plugins=[c], overrides={"agent.contact_radius": 3.0})
+    sim.run(150)
+    t = sim.totals
+    assert t["births_two_parents"] == c.two > 0
+    assert 0 < t["pairs_refused"] <= t["pairs_proposed"]
+    assert t["births_two_parents"] <= t["pairs_proposed"] - t["pairs_refused"]
+    means = sim.mean_action()
+    assert set(means) == {"turn", "speed", "eat", "attack", "mate"} and all(-1 <= v <= 1 for v in means.values())

@@ -23,6 +23,7 @@ from alife.config import ConfigError, parse_override
 from alife.errors import UserError
 from alife.plugins.manager import PluginError, PluginManager, split_plugin_args
 from alife.provenance import versions
+from alife.world.warmup import warm_for_run
 
 #: the recorders built into alife: plugins of the ``alife run`` command line, loaded before the
 #: ``alife`` entry points, ``--plugins-dir`` and ``-p`` (see :func:`cli_plugins`)
@@ -158,6 +159,7 @@ def make_recorders(run_dir: Path, args: argparse.Namespace, cfg: Any) -> list[An
 
 def run_command(args: argparse.Namespace) -> int:
     from alife import config as config_mod
+    from alife.recording.replay import notice_replay_size
     from alife.simulation import Simulation
 
     if getattr(args, "plugin_error", None) is not None:  # a command-line plugin failed (RunParser)
@@ -209,6 +211,8 @@ def run_command(args: argparse.Namespace) -> int:
                 from alife.viewer.live import LiveViewer
                 on_step = LiveViewer(sim).update
             set_threads(sim, args.threads)
+            notice_replay_size(sim, recorders, args.steps)
+            warm_for_run(sim)  # compile kernels before the clock starts: not in the rate or the ETA
             summary = run_marked(run_dir, sim, lambda: run_loop(
                 sim, args.steps, progress=not args.no_progress, on_step=on_step,
                 checkpoint_every=args.checkpoint_every, run_dir=run_dir,
@@ -319,6 +323,11 @@ def make_run_folder(run_dir: Path, files: dict[str, str]) -> RunLock:
         if run_dir.is_dir() and any(run_dir.iterdir()):
             raise UserError(f"run folder {str(run_dir)!r} already exists and is not empty; pick another --out")
         parent = run_dir.parent
+        up = parent
+        while not up.exists() and up != up.parent:
+            up = up.parent
+        if up.exists() and not up.is_dir():
+            raise UserError(f"run folder {str(run_dir)!r}: cannot create it ({str(up)!r} is a file, not a folder)")
         parent.mkdir(parents=True, exist_ok=True)
         _stale_tmp(parent, run_dir.name)
         tmp = parent / f".{run_dir.name}.tmp-{os.getpid()}"
@@ -387,7 +396,7 @@ def run_marked(run_dir: Path, sim: Any, loop: Callable[[], dict[str, Any]]) -> d
     except KeyboardInterrupt:
         raise
     except BaseException as e:
-        msg = str(e).splitlines()[0][:500] if str(e) else type(e).__name__
+        msg = " ".join(str(e).splitlines())[:500] or type(e).__name__
         try:
             _write_synced(run_dir / FAILED, json.dumps(
                 {"error": msg, "type": type(e).__name__, "step": int(sim.step_count),
@@ -592,6 +601,7 @@ def resume_command(args: argparse.Namespace) -> int:
             _write_synced(tmp, json.dumps(record, indent=2) + "\n")
             tmp.replace(run_dir / RUN_RECORD)
             set_threads(sim, args.threads)
+            warm_for_run(sim)  # compile kernels before the clock starts: not in the rate or the ETA
             summary = run_marked(run_dir, sim, lambda: run_loop(
                 sim, steps, progress=not args.no_progress, checkpoint_every=every, run_dir=run_dir,
                 keep_checkpoints=args.keep_checkpoints, pop_range=pop_range, recorders=made, stop=stop))
@@ -704,8 +714,9 @@ def run_loop(sim: Any, steps: int, progress: bool = True,
             if progress and sim.step_count % 25 == 0:
                 t = sim.totals
                 by = sim.population_by_strategy() if getattr(sim, "mixed_role", None) else {}
+                two = f"{100 * t['births_two_parents'] / t['births']:.1f}%" if t["births"] else "-"
                 bar.set_postfix(pop=pop, species=sim.species_count(), births=t["births"],
-                                deaths=t["deaths"], **by, refresh=False)
+                                deaths=t["deaths"], two_parent=two, **by, refresh=False)
             if checkpoint_every and sim.step_count % checkpoint_every == 0:
                 checkpoint()
             if pop == 0:
@@ -720,10 +731,13 @@ def run_loop(sim: Any, steps: int, progress: bool = True,
         if sys.exc_info()[1] is None:
             sim.close()
         else:  # keep the error that stopped the run; still let every recorder close its files
+            err = sys.exc_info()[1]
             try:
                 sim.close()
             except Exception as e:
-                print(f"alife: warning: closing after the error also failed: {e}", file=sys.stderr)
+                if "errno = " not in str(err) or "errno = " not in str(e):  # a failed write: said once
+                    print(f"alife: warning: closing after the error also failed: {' '.join(str(e).splitlines())}",
+                          file=sys.stderr)
     if stopped:
         raise Interrupted(stop.signum)
     wall = time.perf_counter() - t0
@@ -758,6 +772,10 @@ def summarize(sim: Any, wall: float, pmin: int, pmax: int, extinct: bool,
         "deaths_by_cause": {k[len("deaths_"):]: v for k, v in t.items() if k.startswith("deaths_")},
         "strategies": dict(sim.hooks.chosen),
         **_by_strategy(sim),
+        "mating": {"pairs_proposed": t["pairs_proposed"], "pairs_refused": t["pairs_refused"],
+                   "births_two_parents": t["births_two_parents"],
+                   "two_parent_share": round(t["births_two_parents"] / t["births"], 5) if t["births"] else None},
+        "mean_action_final": {k: round(v, 4) for k, v in sim.mean_action().items()},
         "plugins": [{"name": p.name, "origin": p.origin, "active": p.active, "hooks": p.hooks}
                     for p in sim.hooks.plugins()],
         "versions": versions(),
@@ -787,6 +805,10 @@ def print_summary(s: dict[str, Any]) -> None:
     top = sorted(s["species"]["final_population_by_species"].items(), key=lambda kv: -kv[1])[:8]
     print(f"species: {s['species']['final']} alive, {s['species']['ever']} ever; largest: "
           + ", ".join(f"#{k}: {v}" for k, v in top))
+    m = s["mating"]
+    share = f"{100 * m['two_parent_share']:.2f}%" if m["two_parent_share"] is not None else "-"
+    print(f"mating: {m['pairs_proposed']} pairs proposed, {m['pairs_refused']} refused, "
+          f"{m['births_two_parents']} two-parent births ({share} of births)")
     if "population_by_strategy" in s:
         pbs = s["population_by_strategy"]
         print(f"population by {pbs['role']} strategy: final "

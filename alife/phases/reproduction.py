@@ -101,13 +101,16 @@ class Reproduction:
             return
         self.check_parents(parents, partners)
         two = ix(partners >= 0, None)
+        refused = 0
         if two.numel():
             ok = sim.hooks.mate(sim, ix(parents, two), ix(partners, two))
             partners = partners.clone()
+            refused = int((~ok).sum())
             if sim._cpu:
                 partners.numpy()[two.numpy()[~ok.numpy()]] = -1
             else:
                 partners[two[~ok]] = -1
+        self.count_pairs(two.numel(), refused)
         room = self.room_world if sim.mode == "world" else self.room_task
         free, parents, partners = room(parents, partners)
         if free.numel() == 0:
@@ -221,6 +224,13 @@ class Reproduction:
         if what is not None:
             sim.hooks.bad_result("selection", f"it chose {what}")
 
+    def count_pairs(self, proposed: int, refused: int) -> None:
+        """Counters of mate choice: proposals with a partner, and those the mating role refused."""
+        sim = self.sim
+        sim.stats["pairs_proposed"], sim.stats["pairs_refused"] = proposed, refused
+        sim.totals["pairs_proposed"] += proposed
+        sim.totals["pairs_refused"] += refused
+
     def announce_births(self, step: int, first_id: int, free: torch.Tensor | np.ndarray,
                          parents: torch.Tensor | np.ndarray, partners: torch.Tensor | np.ndarray,
                          species: torch.Tensor | np.ndarray) -> None:
@@ -255,6 +265,9 @@ class Reproduction:
         st.hw = max(st.hw, int(free[-1]) + 1)
         sim.stats["births"] = k
         sim.totals["births"] += k
+        two_parent = int((prt_t >= 0).sum())
+        sim.stats["births_two_parents"] = two_parent
+        sim.totals["births_two_parents"] += two_parent
         births = Births(step, np.arange(first_id, first_id + k), free, parent_ids, species,
                         sim.hooks.chosen["reproduction"], codes, sim.strategy_names if codes is not None else (),
                         np.stack([par_t.cpu().numpy(), prt_t.cpu().numpy()], axis=1))
@@ -280,6 +293,7 @@ class Reproduction:
         if m:
             u = torch.rand(2, m, generator=g)
             SK._mate_pairs(v.genomes, parents, partners, u.numpy(), *sim._compat_args)
+        self.count_pairs(m, m - int(np.count_nonzero(partners >= 0)))
         free = first_free_cpu(v.alive, k).numpy()
         if free.shape[0] < k:
             refused = k - free.shape[0]
