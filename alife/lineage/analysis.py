@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from alife.lineage import tree
 from alife.lineage.reader import LineageFile
 
 
@@ -101,9 +102,14 @@ def neutral_shadow(lin: LineageFile, grid: np.ndarray, abundance: np.ndarray,
 
     Bedau, Snyder, Brown & Packard (1997), "A comparison of evolutionary activity in artificial
     evolving systems and in the biosphere", ECAL 97, pp. 125-134 (the "shadow" model); Bedau et
-    al. (1998). Deaths in an interval remove a uniform random sample of the shadow population
-    (multivariate hypergeometric), births copy uniformly chosen parents (multinomial), and each
-    real new species founds a new shadow component of one agent. Returns ``[components, steps]``.
+    al. (1998). In each grid interval, first the births: they copy uniformly chosen parents of the
+    standing shadow population (multinomial) and each real new species founds a new shadow
+    component of one agent; then the deaths remove a uniform random sample of the population,
+    newborns included (multivariate hypergeometric). Births come first because an interval's
+    deaths include agents born within it: with deaths first, an interval with more deaths than
+    standing agents would empty the shadow while the real population holds. So the shadow's
+    population equals the real one at every grid step (see ``abundance``). Returns
+    ``[components, steps]``.
     """
     t = grid.size
     bstep, dstep = lin.birth_step, lin.death_step
@@ -113,23 +119,26 @@ def neutral_shadow(lin: LineageFile, grid: np.ndarray, abundance: np.ndarray,
     founders = lin.data["species/parent"] < 0
     new_sp = np.bincount(np.searchsorted(grid, sp_origin[~founders]), minlength=t + 1)[:t]
     roots = lin.parent_ids[:, 0] < 0
-    counts = np.bincount(lin.species_of[roots], minlength=int(founders.sum())).astype(np.int64)
-    rows: list[np.ndarray] = []
+    n_founders = int(founders.sum())
+    n_comp = n_founders + int(new_sp.sum())
+    counts = np.zeros(n_comp, dtype=np.int64)
+    counts[:n_founders] = np.bincount(lin.species_of[roots], minlength=n_founders)[:n_founders]
+    used = n_founders
+    out = np.zeros((n_comp, t), dtype=np.int64)
     for k in range(t):  # one iteration per grid interval (a few hundred), never per agent
-        total = int(counts.sum())
-        d = min(int(died[k]), total)
-        if d:
-            counts = counts - rng.multivariate_hypergeometric(counts, d)
-        total = int(counts.sum())
+        live = counts[:used]
+        total = int(live.sum())
         nb = int(born[k]) - int(new_sp[k])
         if nb > 0 and total > 0:
-            counts = counts + rng.multinomial(nb, counts / total)
+            live += rng.multinomial(nb, live / total)
         if new_sp[k]:
-            counts = np.concatenate([counts, np.ones(int(new_sp[k]), dtype=np.int64)])
-        rows.append(counts.copy())
-    out = np.zeros((len(rows[-1]) if rows else 0, t), dtype=np.int64)
-    for k, c in enumerate(rows):
-        out[: c.size, k] = c
+            counts[used:used + int(new_sp[k])] = 1
+            used += int(new_sp[k])
+        live = counts[:used]
+        d = min(int(died[k]), int(live.sum()))
+        if d:
+            live -= rng.multivariate_hypergeometric(live, d)
+        out[:used, k] = live
     return out
 
 
@@ -139,8 +148,9 @@ def evolutionary_activity(lin: LineageFile, rng: np.random.Generator, every: int
 
     The threshold ``a0`` is the ``quantile`` of the shadow components' final activities: activity
     above it is more than neutral drift would give (Bedau et al. 1998). Returns ``grid``, ``dt``,
-    ``activity`` (``[species, steps]``), ``shadow_activity``, ``threshold``, and the statistics of
-    :func:`activity_statistics` for the run (``real``) and the shadow (``shadow``).
+    ``activity`` (``[species, steps]``), ``shadow_activity``, ``shadow_abundance``, ``threshold``,
+    the statistics of :func:`activity_statistics` for the run (``real``) and the shadow
+    (``shadow``), and ``summary``: :func:`activity_summary`.
     """
     grid, ab = lin.abundance(every)
     dt = np.diff(np.concatenate([[grid[0] - 1], grid])).astype(np.float64)
@@ -148,9 +158,92 @@ def evolutionary_activity(lin: LineageFile, rng: np.random.Generator, every: int
     sh_act = component_activity(shadow, dt)
     final = sh_act[:, -1] if sh_act.size else np.zeros(1)
     threshold = float(np.quantile(final, quantile)) if final.size else 0.0
-    return {"grid": grid, "dt": dt, "abundance": ab, "activity": component_activity(ab, dt),
-            "shadow_activity": sh_act, "threshold": threshold,
-            "real": activity_statistics(ab, dt, threshold), "shadow": activity_statistics(shadow, dt, threshold)}
+    act = component_activity(ab, dt)
+    out = {"grid": grid, "dt": dt, "abundance": ab, "activity": act, "shadow_abundance": shadow,
+           "shadow_activity": sh_act, "threshold": threshold, "quantile": quantile,
+           "real": activity_statistics(ab, dt, threshold), "shadow": activity_statistics(shadow, dt, threshold)}
+    out["summary"] = activity_summary(out)
+    return out
+
+
+def activity_summary(r: dict[str, Any]) -> dict[str, float]:
+    """Numbers of an :func:`evolutionary_activity` result: the fraction of components whose final
+    activity exceeds the threshold (the shadow's is ``1 - quantile`` by construction, so a run
+    near it shows neutral drift), the final total cumulative activity of run and shadow, the
+    mean new activity of each over the run, and the populations (run, shadow) at the end."""
+    act, sh = r["activity"], r["shadow_activity"]
+    a0 = r["threshold"]
+    frac = float((act[:, -1] > a0).mean()) if act.size else 0.0
+    sh_frac = float((sh[:, -1] > a0).mean()) if sh.size else 0.0
+    real, shadow = r["real"], r["shadow"]
+    return {"threshold": a0, "fraction_above": frac, "shadow_fraction_above": sh_frac,
+            "excess": frac / sh_frac if sh_frac > 0 else float("nan"),
+            "cumulative_final": float(real["cumulative"][-1]) if real["cumulative"].size else 0.0,
+            "shadow_cumulative_final": float(shadow["cumulative"][-1]) if shadow["cumulative"].size else 0.0,
+            "new_mean": float(real["new"].mean()) if real["new"].size else 0.0,
+            "shadow_new_mean": float(shadow["new"].mean()) if shadow["new"].size else 0.0,
+            "population_final": int(r["abundance"][:, -1].sum()) if r["abundance"].size else 0,
+            "shadow_population_final": int(r["shadow_abundance"][:, -1].sum()) if r["shadow_abundance"].size else 0}
+
+
+def modes(lin: LineageFile, every: int | None = None, persistence: int | None = None) -> Any:
+    """Three of the MODES measures of open-endedness (Dolson, Vostinar, Wiser & Ofria 2019, "The
+    MODES toolbox: measurements of open-ended dynamics in evolving systems", Artificial Life 25(1):
+    50-73) on species, per grid step ``t`` (a DataFrame by step):
+
+    * a species passes the **persistence filter** at ``t`` when it is present at ``t`` and it or a
+      daughter species (at any depth) is present ``persistence`` steps later (default: a tenth
+      of the run, at least one grid interval); rows past ``last - persistence`` are left out,
+      since the future they need is not in the file;
+    * ``change``: persistent species at ``t`` that were not persistent at the previous grid step;
+    * ``novelty``: persistent species at ``t`` that were never persistent before;
+    * ``ecology``: the Shannon entropy (bits) of the abundances of the persistent species;
+    * ``persistent``: how many there are.
+
+    The fourth measure, complexity (the most complex persistent taxon, with complexity measured as
+    the number of genome sites whose knockout changes fitness), is not computed: it needs
+    knockout assays of stored genomes in the world (``alife assay`` territory), not the file.
+    """
+    import pandas as pd
+
+    grid, ab = lin.abundance(every)
+    parent = lin.data["species/parent"]
+    ns = ab.shape[0]
+    last = int(grid[-1])
+    step = int(grid[1] - grid[0]) if grid.size > 1 else 1
+    lag = int(persistence) if persistence is not None else max(step, (last + 1) // 10)
+    present = ab > 0
+    # last grid index at which a species or one of its descendant species is present
+    idx = np.arange(grid.size)
+    last_here = np.where(present.any(axis=1), np.where(present, idx[None, :], -1).max(axis=1), -1) \
+        if ns else np.zeros(0, np.int64)
+    last_desc = last_here.copy()
+    if ns:
+        # a parent precedes its daughter (ids in origin order); any other link is cut
+        sp_parent = np.full(ns, -1, dtype=np.int64)
+        m = min(ns, parent.size)
+        sp_parent[:m] = np.where((parent[:m] >= 0) & (parent[:m] < np.arange(m)), parent[:m], -1)
+        depth = tree.depths(sp_parent)
+        for level in range(int(depth.max()), 0, -1):  # one pass per tree level, deepest first
+            nodes = np.flatnonzero(depth == level)
+            np.maximum.at(last_desc, sp_parent[nodes], last_desc[nodes])
+    rows = []
+    ever = np.zeros(ns, bool)
+    prev = np.zeros(ns, bool)
+    for k in range(grid.size):  # one iteration per grid step
+        ahead = np.searchsorted(grid, grid[k] + lag, side="left")
+        if ahead >= grid.size:
+            break
+        p = present[:, k] & (last_desc >= ahead)
+        n = ab[p, k].astype(np.float64)
+        q = n / n.sum() if n.sum() > 0 else n
+        ent = float(-(q[q > 0] * np.log2(q[q > 0])).sum())
+        rows.append((int(grid[k]), int(p.sum()), int((p & ~prev).sum()), int((p & ~ever).sum()), ent))
+        ever |= p
+        prev = p
+    df = pd.DataFrame(rows, columns=["step", "persistent", "change", "novelty", "ecology"]).set_index("step")
+    df.attrs["persistence"] = lag
+    return df
 
 
 def strategy_population(lin: LineageFile, every: int = 100) -> Any:
