@@ -160,8 +160,10 @@ class ObsEncoder:
         """Observations already stacked along a first axis (the batched environments' arrays)."""
         if self.space is None:
             return x
-        n = len(x[next(iter(x))]) if isinstance(x, dict) else len(x[0]) if isinstance(x, tuple) else len(x)
-        return self._flatten(self.space, x, n)
+        first = x
+        while isinstance(first, (dict, tuple)):  # a Tuple or Dict batch: its first leaf's length
+            first = next(iter(first.values())) if isinstance(first, dict) else first[0]
+        return self._flatten(self.space, x, len(first))
 
     def _flatten(self, space: Any, x: Any, n: int) -> np.ndarray:
         from gymnasium import spaces

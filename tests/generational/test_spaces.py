@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from gymnasium import spaces
+from gymnasium.vector.utils import concatenate, create_empty_array
 
 from alife.config import BrainSection
 from alife.generational import TaskRun
@@ -37,6 +38,8 @@ def test_batched_encoding_is_gymnasiums_flatten_row_by_row(space):
         ref = np.stack([spaces.flatten(space, o) for o in items]).astype(np.float32)
         assert out.dtype == np.float32 and out.shape == (n, spec.n_in)
         np.testing.assert_array_equal(out, ref)
+        # what a batched environment returns: the observations already stacked part by part
+        np.testing.assert_array_equal(enc.stacked(concatenate(space, items, create_empty_array(space, n))), ref)
 
 
 def test_plain_box_observations_are_stacked_unchanged():
