@@ -16,10 +16,13 @@ names the file and the problem.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import re
+import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -115,7 +118,6 @@ def save_checkpoint(sim: Simulation, path: str | Path, run: dict[str, Any] | Non
     ``run`` is a JSON-able dict the caller wants back on resume (``alife run`` keeps the
     population's min and max so far there). Returns the path written.
     """
-    import h5py
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -123,27 +125,8 @@ def save_checkpoint(sim: Simulation, path: str | Path, run: dict[str, Any] | Non
     st = sim.world
     meta = _metadata(sim, run)
     try:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["schema"] = SCHEMA
-            f.attrs["meta"] = json.dumps(meta)
-            g = f.create_group("state")
-            for name in SLOT_FIELDS + SPECIES_FIELDS + ("resource",):
-                g.create_dataset(name, data=getattr(st, name).cpu().numpy(), compression="gzip",
-                                 compression_opts=1, fletcher32=True)
-            # checksummed, so a flipped bit in the generator state is an error, not another run
-            f.create_dataset("rng", data=sim.generator.get_state().numpy(), fletcher32=True)
-            pa = f.create_group("plugin_arrays")
-            for name, arr in sim.arrays.to_numpy().items():
-                pa.create_dataset(name, data=arr, fletcher32=True)
-            ps = f.create_group("plugin_state")
-            for name, plugin in sim.hooks.stateful().items():
-                _write_state(ps.create_group(name), name, plugin.state_dict())
-            pool = sim.extinction_pool_arrays()
-            if pool is not None:
-                pg = f.create_group("pool")
-                for name in POOL_FIELDS:
-                    pg.create_dataset(name, data=pool[name], fletcher32=True)
+        with _failed_write_quiet():
+            _write_file(tmp, sim, st, meta)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -152,6 +135,53 @@ def save_checkpoint(sim: Simulation, path: str | Path, run: dict[str, Any] | Non
         raise
     _fsync_dir(path.parent)
     return path
+
+
+@contextlib.contextmanager
+def _failed_write_quiet() -> Any:
+    """When a write fails (a full disk), h5py prints the same failure again for every object it
+    frees, a screen of tracebacks; the error itself is raised once. Output of a write that works
+    is passed on."""
+    import gc
+
+    buf, real = io.StringIO(), sys.stderr
+    sys.stderr = buf
+    try:
+        yield
+    except BaseException:
+        gc.collect()  # free the failed file's objects while their noise is still caught
+        sys.stderr = real
+        raise
+    finally:
+        sys.stderr = real
+    if buf.getvalue():
+        real.write(buf.getvalue())
+
+
+def _write_file(tmp: Path, sim: Simulation, st: Any, meta: dict[str, Any]) -> None:
+    import h5py
+
+    with h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["schema"] = SCHEMA
+        f.attrs["meta"] = json.dumps(meta)
+        g = f.create_group("state")
+        for name in SLOT_FIELDS + SPECIES_FIELDS + ("resource",):
+            g.create_dataset(name, data=getattr(st, name).cpu().numpy(), compression="gzip",
+                             compression_opts=1, fletcher32=True)
+        # checksummed, so a flipped bit in the generator state is an error, not another run
+        f.create_dataset("rng", data=sim.generator.get_state().numpy(), fletcher32=True)
+        pa = f.create_group("plugin_arrays")
+        for name, arr in sim.arrays.to_numpy().items():
+            pa.create_dataset(name, data=arr, fletcher32=True)
+        ps = f.create_group("plugin_state")
+        for name, plugin in sim.hooks.stateful().items():
+            _write_state(ps.create_group(name), name, plugin.state_dict())
+        pool = sim.extinction_pool_arrays()
+        if pool is not None:
+            pg = f.create_group("pool")
+            for name in POOL_FIELDS:
+                pg.create_dataset(name, data=pool[name], fletcher32=True)
 
 
 def _write_state(g: Any, plugin: str, state: Any) -> None:

@@ -16,12 +16,13 @@ import re
 import signal
 import sys
 import threading
+from typing import Any
 
 from alife.config import ConfigError
 from alife.errors import UserError
 from alife.plugins.manager import PluginError
 
-SUBCOMMANDS = ("alife.cli.run", "alife.cli.plugins", "alife.cli.lineage", "alife.cli.replay")
+SUBCOMMANDS = ("alife.cli.run", "alife.cli.plugins", "alife.cli.lineage", "alife.cli.replay", "alife.cli.assay")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,13 +58,36 @@ def main(argv: list[str] | None = None) -> int:
     old = None
     if threading.current_thread() is threading.main_thread():
         old = signal.signal(signal.SIGTERM, _terminate)
+    hook, sys.unraisablehook = sys.unraisablehook, _quiet_unraisable
     try:
         return _main(argv)
     except KeyboardInterrupt as e:  # start-up, or a command without its own handling
         return _interrupted(e)
+    except _WriteFailed as e:
+        print(f"alife: error: {e}", file=sys.stderr)
+        if argv is None:
+            # the command line's own process: HDF5 files left half-written by a failed write can
+            # crash the library's clean-up at exit, after every file of ours is closed; skip it
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(2)
+        return 2
     finally:
+        sys.unraisablehook = hook
         if old is not None:
             signal.signal(signal.SIGTERM, old)
+
+
+class _WriteFailed(Exception):
+    """A write failed for a reason of the machine (disk full, a file too large, read-only)."""
+
+
+def _quiet_unraisable(u: Any) -> None:
+    """h5py objects freed after a failed write report the same failure again while being freed;
+    the error that stopped the command is reported once, in one line."""
+    if _env_errno(u.exc_value) is not None and "h5py" in repr(u.object) + str(getattr(u, "err_msg", "")):
+        return
+    sys.__unraisablehook__(u)
 
 
 def _interrupted(e: BaseException) -> int:
@@ -80,8 +104,12 @@ def _main(argv: list[str] | None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
-    except (UserError, ConfigError, PluginError) as e:
-        print(f"alife: error: {e}", file=sys.stderr)
+    except (UserError, ConfigError, PluginError, OSError, RuntimeError) as e:
+        if _env_errno(e) is not None:
+            raise _WriteFailed(_os_message(e)) from None
+        if isinstance(e, (OSError, RuntimeError)) and not isinstance(e, PluginError):
+            raise
+        print(f"alife: error: {' '.join(str(e).splitlines())}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:
         return _interrupted(e)
@@ -90,12 +118,6 @@ def _main(argv: list[str] | None) -> int:
         # and point stdout at devnull so the interpreter's final flush does not fail again
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141  # 128 + SIGPIPE, as a shell reports it
-    except OSError as e:
-        # the disk filled up, a folder became unwritable: one line naming the file, no traceback
-        if e.errno in _ENVIRONMENT or (e.errno is None and _h5_errno(e) in _ENVIRONMENT):
-            print(f"alife: error: {_os_message(e)}", file=sys.stderr)
-            return 2
-        raise
 
 
 #: errors of the machine rather than of alife: reported in one line
@@ -103,19 +125,35 @@ _ENVIRONMENT = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EACC
                 errno.EIO, errno.ELOOP, errno.ENOTDIR, errno.EISDIR, errno.ENAMETOOLONG, errno.EMFILE}
 
 
-def _h5_errno(e: OSError) -> int | None:
-    """h5py reports a failed write as an OSError without errno; the C errno is in its text."""
+def _h5_errno(e: BaseException) -> int | None:
+    """h5py reports a failed write as an OSError or RuntimeError without errno; the C errno is in
+    its text."""
     m = re.search(r"errno = (\d+)", str(e))
     return int(m.group(1)) if m else None
 
 
-def _os_message(e: OSError) -> str:
-    code = e.errno if e.errno is not None else _h5_errno(e)
+def _env_errno(e: BaseException | None) -> int | None:
+    """The errno of a failure of the machine in ``e`` or the errors it came from, or ``None``."""
+    seen = 0
+    while e is not None and seen < 8:
+        code = getattr(e, "errno", None) if isinstance(e, OSError) else None
+        code = code if code is not None else _h5_errno(e)
+        if code in _ENVIRONMENT:
+            return code
+        e, seen = e.__cause__ or e.__context__, seen + 1
+    return None
+
+
+def _os_message(e: BaseException) -> str:
+    """One line: the file and the reason (``/run/lineage.h5: No space left on device``)."""
+    code = _env_errno(e)
     why = os.strerror(code) if code is not None else str(e).splitlines()[0][:200]
-    where = e.filename
+    where = getattr(e, "filename", None)
     if where is None:
         m = re.search(r"filename = '([^']*)'", str(e))
         where = m.group(1) if m else None
+    if where is None and isinstance(e, (UserError, PluginError)):
+        return " ".join(str(e).splitlines())[:300]
     return f"{where}: {why}" if where else why
 
 
