@@ -39,6 +39,7 @@ BUILTIN_PLUGINS = (
     "alife.strategies.interaction",
     "alife.strategies.speciation",
     "alife.strategies.behaviour",
+    "alife.strategies.nes",
 )
 
 

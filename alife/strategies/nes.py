@@ -1,0 +1,207 @@
+"""Mutation ``nes``: natural evolution strategies inside a population that is born and dies.
+
+Each species keeps its own search distribution over genomes, a centre and a per-coordinate
+spread (separable NES, :mod:`alife.strategies.nes_core`), as per-species arrays the engine grows
+and saves (``nes.mean``, ``nes.sigma``). A birth samples the child's genome from its species'
+distribution, in mirrored pairs within a step (``z, -z``), and the child carries its noise ``z``
+(per-slot array ``nes.z``). The "tell" is the fitness event: in the world, at death, the energy
+gathered over the life (plus ``offspring_weight`` per child); on a task, the mean episode return,
+once per genome. When a species has ``window`` completed results, its distribution takes one
+natural-gradient step on them (centred ranks within the species), all due species in one batched
+update. A new species starts from its founder: its centre becomes the founding child's genome,
+its spread its parent species' spread.
+
+With ``objective = "maxvar"`` or ``"maxent"`` it is evolvability ES: the ranked quantity is the
+behaviour's distance from the species' mean behaviour (MaxVar) or its negative log density among
+the species' behaviours (MaxEnt), behaviours from the ``alife_behaviour`` hook at the tell.
+
+Parameters: ``[plugin.nes]``. In a ``[mixture]`` only the lineages that carry ``nes`` are sampled
+and told. The parent's own genome plays no part: the species' distribution is the heredity.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from alife.config import setting
+from alife.plugins import hookimpl
+from alife.strategies import nes_core
+from alife.strategies.base import Strategy
+
+
+@dataclass
+class NESParams:
+    sigma_init: float = setting(0.05, "initial spread of every coordinate", lo=0.0, lo_open=True, hi=10.0)
+    sigma_min: float = setting(1e-4, "smallest spread", lo=0.0, lo_open=True, hi=10.0)
+    sigma_max: float = setting(1.0, "largest spread", lo=0.0, lo_open=True, hi=100.0)
+    lr_mean: float = setting(1.0, "learning rate of the centre (SNES: 1)", lo=0.0, hi=100.0)
+    lr_sigma: float = setting(0.0, "learning rate of the spread; 0: SNES's (3 + ln d) / (5 sqrt d)", lo=0.0, hi=10.0)
+    window: int = setting(20, "completed results a species gathers before its distribution takes a step", lo=2, hi=1 << 16)
+    offspring_weight: float = setting(0.0, "world fitness: lifetime energy plus this much per child", lo=0.0, hi=1e6)
+    mirrored: bool = setting(True, "sample noise in mirrored pairs z, -z")
+    objective: str = setting("fitness", "what is ranked: fitness (NES), or behaviour diversity (evolvability ES)",
+                             choices=("fitness", "maxvar", "maxent"))
+    buffer: int = setting(8192, "results kept waiting for their species' window (the oldest are dropped beyond)", lo=16, hi=1 << 22)
+
+
+class NES(Strategy):
+    role, name, Params = "mutation", "nes", NESParams
+
+    def setup(self, sim: Any) -> None:
+        p = self.params
+        if p.sigma_min > p.sigma_max or not (p.sigma_min <= p.sigma_init <= p.sigma_max):
+            from alife.config import ConfigError
+
+            raise ConfigError(sim.config.source, "plugin.nes.sigma_init", "needs sigma_min <= sigma_init <= sigma_max")
+        g, dev = sim.layout.size, sim.device
+        sim.arrays.add_species("nes.mean", shape=(g,), inherit="parent")
+        sim.arrays.add_species("nes.sigma", shape=(g,), inherit="parent", fill=p.sigma_init)
+        sim.arrays.add_slot("nes.z", shape=(g,), inherit="reset")
+        sim.arrays.add_slot("nes.told", dtype=torch.bool, inherit="reset")
+        sim.arrays.add_slot("nes.born", dtype=torch.bool, inherit="reset")  # sampled by NES (not a founder)
+        self.code = sim.strategy_names.index(self.name) if self.name in sim.strategy_names else None
+        self.lr_sigma = p.lr_sigma or nes_core.default_lr_sigma(g)
+        # results waiting for their species' window: noise, value, species, behaviour
+        self.z = torch.zeros(0, g, device=dev)
+        self.f = torch.zeros(0, dtype=torch.float64, device=dev)
+        self.sp = torch.zeros(0, dtype=torch.int64, device=dev)
+        self.b = torch.zeros(0, 0, device=dev)
+        self.updates = 0
+        self._pending: torch.Tensor | None = None
+        self._new_species: list[torch.Tensor] = []
+
+    # ------------------------------------------------------------------ start
+    @hookimpl
+    def alife_sim_start(self, sim: Any) -> None:
+        if sim.resume_step is not None:
+            return  # the distributions come from the checkpoint
+        st = sim.world
+        live = st.alive_slots()
+        n_sp = sim.arrays.n_species
+        sums = torch.zeros(n_sp, sim.layout.size, device=sim.device).index_add_(0, st.species[live], st.genomes[live])
+        counts = torch.bincount(st.species[live], minlength=n_sp).clamp(min=1).unsqueeze(1)
+        sim.arrays["nes.mean"][:] = sums / counts
+
+    # ------------------------------------------------------------------ ask
+    @hookimpl
+    def alife_mutate(self, sim: Any, genomes: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
+        k = genomes.shape[0]
+        species = sim.world.species[parents]
+        # mirrored pairs among the children of one species: sort by species, pair neighbours
+        order = torch.argsort(species, stable=True)
+        z = torch.empty(k, genomes.shape[1], device=genomes.device)
+        z[order] = self._pairs(species[order], genomes.shape[1], sim.generator, genomes.device)
+        mean, sigma = sim.arrays["nes.mean"][species], sim.arrays["nes.sigma"][species]
+        self._pending = z
+        return mean + sigma * z
+
+    def _pairs(self, sp_sorted: torch.Tensor, d: int, g: torch.Generator, dev: Any) -> torch.Tensor:
+        k = sp_sorted.numel()
+        if not self.params.mirrored or k < 2:
+            return torch.randn(k, d, generator=g, device=dev)
+        # position within its species' run; odd positions mirror the row before them
+        first = torch.ones(k, dtype=torch.bool, device=dev)
+        first[1:] = sp_sorted[1:] != sp_sorted[:-1]
+        start = torch.cummax(torch.where(first, torch.arange(k, device=dev), 0), 0).values
+        pos = torch.arange(k, device=dev) - start
+        z = torch.randn(k, d, generator=g, device=dev)
+        odd = (pos % 2 == 1).nonzero().squeeze(1)
+        z[odd] = -z[odd - 1]
+        return z
+
+    @hookimpl
+    def alife_species_born(self, sim: Any, species: np.ndarray, parents: np.ndarray, step: int) -> None:
+        self._new_species.append(torch.as_tensor(species, device=sim.device))
+
+    @hookimpl
+    def alife_agents_born(self, sim: Any, births: Any) -> None:
+        z, self._pending = self._pending, None
+        new, self._new_species = self._new_species, []
+        slots = torch.as_tensor(births.slots, device=sim.device)
+        if births.strategies is not None and self.code is not None:
+            slots = slots[torch.as_tensor(births.strategies == self.code, device=sim.device)]
+        if z is None or z.shape[0] != slots.numel():
+            return  # not births NES sampled (a refill after extinction)
+        sim.arrays["nes.z"][slots] = z
+        sim.arrays["nes.born"][slots] = True
+        if new:  # a new species starts from its founder: the centre is the founding child's genome
+            new_ids = torch.cat(new)
+            sp = sim.world.species[slots]
+            found = torch.isin(sp, new_ids)
+            if bool(found.any()):
+                fs, fsp = slots[found], sp[found]
+                sim.arrays["nes.mean"][fsp] = sim.world.genomes[fs]
+                sim.arrays["nes.born"][fs] = False  # its noise was not drawn around this centre
+
+    # ------------------------------------------------------------------ tell
+    @hookimpl
+    def alife_fitness(self, sim: Any, fitness: Any) -> None:
+        slots = torch.as_tensor(fitness.slots, device=sim.device)
+        keep = sim.arrays["nes.born"][slots] & ~sim.arrays["nes.told"][slots]
+        if self.code is not None:
+            keep &= sim.world.strategy[slots] == self.code
+        if not bool(keep.any()):
+            return
+        idx = keep.nonzero().squeeze(1)
+        s = slots[idx]
+        sim.arrays["nes.told"][s] = True
+        value = torch.as_tensor(fitness.values, dtype=torch.float64, device=sim.device)[idx]
+        value = value + self.params.offspring_weight * torch.as_tensor(fitness.offspring, device=sim.device)[idx]
+        behaviour = sim.behaviour(s).float() if self.params.objective != "fitness" else torch.zeros(s.numel(), 0, device=sim.device)
+        if self.b.shape[1] != behaviour.shape[1]:
+            self.b = torch.zeros(self.z.shape[0], behaviour.shape[1], device=sim.device)
+        self.z = torch.cat([self.z, sim.arrays["nes.z"][s]])
+        self.f = torch.cat([self.f, value])
+        self.sp = torch.cat([self.sp, sim.world.species[s]])
+        self.b = torch.cat([self.b, behaviour])
+        if self.f.numel() > self.params.buffer:  # drop the oldest
+            cut = self.f.numel() - self.params.buffer
+            self.z, self.f, self.sp, self.b = self.z[cut:], self.f[cut:], self.sp[cut:], self.b[cut:]
+        self._update(sim)
+
+    def _update(self, sim: Any) -> None:
+        n_sp = sim.arrays.n_species
+        counts = torch.bincount(self.sp, minlength=n_sp)
+        due = counts >= self.params.window
+        if not bool(due.any()):
+            return
+        take = due[self.sp]
+        z, f, sp, b = self.z[take], self.f[take], self.sp[take], self.b[take]
+        if self.params.objective == "maxvar":
+            m = torch.zeros(n_sp, b.shape[1], device=b.device).index_add_(0, sp, b) / counts.clamp(min=1).unsqueeze(1)
+            f = ((b - m[sp]) ** 2).sum(1).double()
+        elif self.params.objective == "maxent":
+            f = torch.empty_like(f)
+            for s_id in due.nonzero().squeeze(1).tolist():  # one kernel density per species due
+                rows = (sp == s_id).nonzero().squeeze(1)
+                f[rows] = nes_core.maxent(b[rows]).double()
+        p = self.params
+        mean, sigma = sim.arrays["nes.mean"], sim.arrays["nes.sigma"]
+        new_mean, new_sigma = nes_core.tell_grouped(mean, sigma, sp, z, f, p.lr_mean, self.lr_sigma,
+                                                    p.sigma_min, p.sigma_max)
+        d = due.nonzero().squeeze(1)
+        mean[d], sigma[d] = new_mean[d], new_sigma[d]
+        self.z, self.f, self.sp, self.b = self.z[~take], self.f[~take], self.sp[~take], self.b[~take]
+        self.updates += int(d.numel())
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {"z": self.z, "f": self.f, "species": self.sp, "behaviour": self.b, "updates": self.updates}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        dev = self.z.device
+        self.z = torch.as_tensor(state["z"], dtype=torch.float32, device=dev).clone()
+        self.f = torch.as_tensor(state["f"], dtype=torch.float64, device=dev).clone()
+        self.sp = torch.as_tensor(state["species"], dtype=torch.int64, device=dev).clone()
+        self.b = torch.as_tensor(state["behaviour"], dtype=torch.float32, device=dev).clone()
+        self.updates = int(state["updates"])
+        n = self.f.numel()
+        if not (self.z.shape[0] == self.sp.shape[0] == self.b.shape[0] == n):
+            raise ValueError(f"nes state: buffers of {self.z.shape[0]}, {n}, {self.sp.shape[0]}, {self.b.shape[0]} rows disagree")
+
+
+ALIFE_PLUGINS = [NES]

@@ -1,0 +1,129 @@
+"""Separable natural evolution strategies as pure ask/tell functions, and the evolvability-ES
+objectives. No world, no state of their own: explicit tensors in, tensors out, a generator passed.
+
+The search distribution is a Gaussian with a centre ``mean`` and a per-coordinate spread
+``sigma`` (separable NES, SNES: Schaul, Glasmachers & Schmidhuber, "High dimensions and heavy
+tails for natural evolution strategies", GECCO 2011). Choices and where they come from:
+
+- **The update** follows the score function (Wierstra et al., "Natural evolution strategies",
+  JMLR 15, 2014): with ``x = mean + sigma * z``, the natural gradient of expected utility is
+  ``sum_i u_i z_i`` for the centre and ``sum_i u_i (z_i^2 - 1)`` for the log spread, so
+  ``mean += lr_mean * sigma * g_mean`` and ``sigma *= exp(lr_sigma / 2 * g_sigma)``. The spread is
+  learnt (the evograd seed's prototype could only move the centre).
+- **Default learning rates**: ``lr_mean = 1`` and ``lr_sigma = (3 + ln d) / (5 sqrt d)`` for ``d``
+  coordinates (SNES, Schaul et al. 2011, table 1).
+- **Fitness shaping** by centred ranks in [-0.5, 0.5] (Salimans et al., "Evolution strategies as
+  a scalable alternative to reinforcement learning", 2017): invariant to monotone transforms of
+  fitness, robust to outliers, and the utilities sum to zero.
+- **Mirrored sampling** (Brockhoff et al., "Mirrored sampling and sequential selection for
+  evolution strategies", PPSN 2010): noise comes in pairs ``z, -z``, which removes the noise's
+  first-order bias from the centre's gradient.
+- **Evolvability ES** (Gajewski, Clune, Stanley & Lehman, "Evolvability ES", GECCO 2019): the same
+  gradient estimator with a behavioural objective in place of fitness, MaxVar (each sample's
+  squared distance from the mean behaviour: the variance of behaviour) or MaxEnt (each sample's
+  negative log kernel density among the behaviours: their entropy).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def default_lr_sigma(d: int) -> float:
+    """SNES's learning rate for the spread of ``d`` coordinates."""
+    return (3.0 + math.log(d)) / (5.0 * math.sqrt(d))
+
+
+def mirrored_noise(n: int, d: int, generator: torch.Generator, device: torch.device | str = "cpu",
+                   mirrored: bool = True) -> torch.Tensor:
+    """``[n, d]`` standard normal noise; mirrored: rows ``2j`` and ``2j + 1`` are ``z, -z`` (an odd
+    last row is a fresh draw)."""
+    if not mirrored:
+        return torch.randn(n, d, generator=generator, device=device)
+    half = torch.randn((n + 1) // 2, d, generator=generator, device=device)
+    return torch.stack([half, -half], 1).reshape(-1, d)[:n]
+
+
+def ask(mean: torch.Tensor, sigma: torch.Tensor, n: int, generator: torch.Generator,
+        mirrored: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` samples of the distribution: ``(z, x)`` with ``x = mean + sigma * z``."""
+    z = mirrored_noise(n, mean.shape[-1], generator, mean.device, mirrored)
+    return z, mean + sigma * z
+
+
+def centred_ranks(values: torch.Tensor) -> torch.Tensor:
+    """Utilities in [-0.5, 0.5] by rank (ties broken by order), summing to zero."""
+    n = values.shape[0]
+    if n < 2:
+        return torch.zeros_like(values, dtype=torch.float32)
+    ranks = torch.empty(n, dtype=torch.float32, device=values.device)
+    ranks[torch.argsort(values, stable=True)] = torch.arange(n, dtype=torch.float32, device=values.device)
+    return ranks / (n - 1) - 0.5
+
+
+def tell(mean: torch.Tensor, sigma: torch.Tensor, z: torch.Tensor, fitness: torch.Tensor,
+         lr_mean: float = 1.0, lr_sigma: float | None = None, sigma_min: float = 1e-8,
+         sigma_max: float = 1e8) -> tuple[torch.Tensor, torch.Tensor]:
+    """The distribution after one natural-gradient step on ``(z, fitness)`` (higher is better).
+    Returns new ``(mean, sigma)``; the inputs are not changed."""
+    u = centred_ranks(fitness).to(z.dtype)
+    lr_s = default_lr_sigma(mean.shape[-1]) if lr_sigma is None else lr_sigma
+    g_mean = u @ z
+    g_sigma = u @ (z * z - 1.0)
+    return mean + lr_mean * sigma * g_mean, (sigma * torch.exp(0.5 * lr_s * g_sigma)).clamp(sigma_min, sigma_max)
+
+
+def tell_grouped(mean: torch.Tensor, sigma: torch.Tensor, group: torch.Tensor, z: torch.Tensor,
+                 fitness: torch.Tensor, lr_mean: float = 1.0, lr_sigma: float | None = None,
+                 sigma_min: float = 1e-8, sigma_max: float = 1e8) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`tell` for many distributions at once: rows of ``mean``/``sigma`` ``[G, d]``, each
+    sample ``i`` belonging to ``group[i]``; ranks are taken within each group. Groups with no
+    sample keep their distribution. One pass, no loop over groups."""
+    n, g = fitness.shape[0], mean.shape[0]
+    if n == 0:
+        return mean, sigma
+    order = torch.argsort(fitness, stable=True)
+    order = order[torch.argsort(group[order], stable=True)]  # by group, then by fitness
+    sg = group[order]
+    counts = torch.bincount(group, minlength=g)
+    starts = torch.cumsum(counts, 0) - counts
+    pos = torch.arange(n, device=group.device) - starts[sg]
+    size = counts[sg].to(torch.float32)
+    u = torch.zeros(n, dtype=z.dtype, device=z.device)
+    u[order] = torch.where(size > 1, pos.to(torch.float32) / (size - 1).clamp(min=1) - 0.5,
+                           torch.zeros_like(size)).to(z.dtype)
+    g_mean = torch.zeros_like(mean).index_add_(0, group, u.unsqueeze(1) * z)
+    g_sigma = torch.zeros_like(mean).index_add_(0, group, u.unsqueeze(1) * (z * z - 1.0))
+    lr_s = default_lr_sigma(mean.shape[-1]) if lr_sigma is None else lr_sigma
+    return mean + lr_mean * sigma * g_mean, (sigma * torch.exp(0.5 * lr_s * g_sigma)).clamp(sigma_min, sigma_max)
+
+
+def maxvar(behaviour: torch.Tensor) -> torch.Tensor:
+    """MaxVar's per-sample objective: squared distance of each behaviour ``[n, b]`` from their
+    mean (its gradient through the distribution is the gradient of behavioural variance)."""
+    return ((behaviour - behaviour.mean(0)) ** 2).sum(1)
+
+
+def maxent(behaviour: torch.Tensor, bandwidth: float | None = None) -> torch.Tensor:
+    """MaxEnt's per-sample objective: minus the log Gaussian-kernel density of each behaviour
+    among all (its gradient is the gradient of the behaviours' entropy estimate). ``bandwidth``
+    defaults to Silverman's rule on the behaviours' spread."""
+    n = behaviour.shape[0]
+    if bandwidth is None:
+        std = behaviour.std(0).mean().clamp(min=1e-6)
+        bandwidth = float(1.06 * std * n ** (-0.2))
+    d2 = torch.cdist(behaviour, behaviour) ** 2
+    return -torch.logsumexp(-d2 / (2 * bandwidth ** 2), dim=1)
+
+
+def entropy_estimate(behaviour: torch.Tensor, bins: int = 20) -> float:
+    """Shannon entropy (nats) of a 1-d behaviour sample in ``bins`` equal bins over its range."""
+    b = behaviour.reshape(-1).double()
+    lo, hi = float(b.min()), float(b.max())
+    if hi <= lo:
+        return 0.0
+    p = torch.histc(b, bins=bins, min=lo, max=hi)
+    p = p[p > 0] / b.numel()
+    return float(-(p * p.log()).sum())
