@@ -22,7 +22,8 @@ from alife.config import ConfigError
 from alife.errors import UserError
 from alife.plugins.manager import PluginError
 
-SUBCOMMANDS = ("alife.cli.run", "alife.cli.plugins", "alife.cli.lineage", "alife.cli.replay", "alife.cli.assay")
+SUBCOMMANDS = ("alife.cli.run", "alife.cli.plugins", "alife.cli.lineage", "alife.cli.replay", "alife.cli.assay",
+               "alife.cli.sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -104,6 +105,11 @@ def _main(argv: list[str] | None) -> int:
         return 0
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        # the reader of our output went away (`alife lineage FILE species | head`): stop quietly,
+        # and point stdout at devnull so the interpreter's final flush does not fail again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports it
     except (UserError, ConfigError, PluginError, OSError, RuntimeError) as e:
         if _env_errno(e) is not None:
             raise _WriteFailed(_os_message(e)) from None
@@ -113,11 +119,6 @@ def _main(argv: list[str] | None) -> int:
         return 2
     except KeyboardInterrupt as e:
         return _interrupted(e)
-    except BrokenPipeError:
-        # the reader of our output went away (`alife lineage FILE species | head`): stop quietly,
-        # and point stdout at devnull so the interpreter's final flush does not fail again
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141  # 128 + SIGPIPE, as a shell reports it
 
 
 #: errors of the machine rather than of alife: reported in one line
