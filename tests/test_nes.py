@@ -181,7 +181,7 @@ def test_nes_resumes_bit_identically(tmp_path):
     for name in ("nes.mean", "nes.sigma", "nes.z"):
         assert torch.equal(back.arrays[name], ref.arrays[name]), name
     a, b = back.hooks.get_plugin("nes"), ref.hooks.get_plugin("nes")
-    assert a.updates == b.updates > 0 and torch.equal(a.f, b.f) and torch.equal(a.z, b.z)
+    assert a.updates == b.updates > 0 and torch.equal(a.f, b.f) and torch.equal(a.z, b.z) and torch.equal(a.used, b.used)
 
 
 def test_evolvability_world_ranks_behaviour():

@@ -65,11 +65,17 @@ class NES(Strategy):
         sim.arrays.add_slot("nes.born", dtype=torch.bool, inherit="reset")  # sampled by NES (not a founder)
         self.code = sim.strategy_names.index(self.name) if self.name in sim.strategy_names else None
         self.lr_sigma = p.lr_sigma or nes_core.default_lr_sigma(g)
-        # results waiting for their species' window: noise, value, species, behaviour
-        self.z = torch.zeros(0, g, device=dev)
-        self.f = torch.zeros(0, dtype=torch.float64, device=dev)
-        self.sp = torch.zeros(0, dtype=torch.int64, device=dev)
-        self.b = torch.zeros(0, 0, device=dev)
+        # results waiting for their species' window, in a preallocated pool of ``buffer`` rows
+        # (noise, value, species, behaviour, arrival number; ``used`` marks the rows in use), so a
+        # step's tell writes only its own rows
+        n = p.buffer
+        self.z = torch.zeros(n, g, device=dev)
+        self.f = torch.zeros(n, dtype=torch.float64, device=dev)
+        self.sp = torch.zeros(n, dtype=torch.int64, device=dev)
+        self.b = torch.zeros(n, 0, device=dev)
+        self.stamp = torch.zeros(n, dtype=torch.int64, device=dev)
+        self.used = torch.zeros(n, dtype=torch.bool, device=dev)
+        self.arrived = 0
         self.updates = 0
         self._pending: torch.Tensor | None = None
         self._new_species: list[torch.Tensor] = []
@@ -154,22 +160,29 @@ class NES(Strategy):
         behaviour = sim.behaviour(s).float() if self.params.objective != "fitness" else torch.zeros(s.numel(), 0, device=sim.device)
         if self.b.shape[1] != behaviour.shape[1]:
             self.b = torch.zeros(self.z.shape[0], behaviour.shape[1], device=sim.device)
-        self.z = torch.cat([self.z, sim.arrays["nes.z"][s]])
-        self.f = torch.cat([self.f, value])
-        self.sp = torch.cat([self.sp, sim.world.species[s]])
-        self.b = torch.cat([self.b, behaviour])
-        if self.f.numel() > self.params.buffer:  # drop the oldest
-            cut = self.f.numel() - self.params.buffer
-            self.z, self.f, self.sp, self.b = self.z[cut:], self.f[cut:], self.sp[cut:], self.b[cut:]
+        m = s.numel()
+        rows = (~self.used).nonzero().squeeze(1)[:m]
+        if rows.numel() < m:  # full: the oldest results make room
+            old = torch.argsort(torch.where(self.used, self.stamp, torch.iinfo(torch.int64).max))
+            rows = torch.cat([rows, old[: m - rows.numel()]])
+        self.z[rows] = sim.arrays["nes.z"][s]
+        self.f[rows] = value
+        self.sp[rows] = sim.world.species[s]
+        self.b[rows] = behaviour
+        self.stamp[rows] = torch.arange(self.arrived, self.arrived + m, device=sim.device)
+        self.used[rows] = True
+        self.arrived += m
         self._update(sim)
 
     def _update(self, sim: Any) -> None:
         n_sp = sim.arrays.n_species
-        counts = torch.bincount(self.sp, minlength=n_sp)
+        live = self.used.nonzero().squeeze(1)
+        counts = torch.bincount(self.sp[live], minlength=n_sp)
         due = counts >= self.params.window
         if not bool(due.any()):
             return
-        take = due[self.sp]
+        take = live[due[self.sp[live]]]
+        take = take[torch.argsort(self.stamp[take])]  # in arrival order
         z, f, sp, b = self.z[take], self.f[take], self.sp[take], self.b[take]
         if self.params.objective == "maxvar":
             m = torch.zeros(n_sp, b.shape[1], device=b.device).index_add_(0, sp, b) / counts.clamp(min=1).unsqueeze(1)
@@ -185,12 +198,13 @@ class NES(Strategy):
                                                     p.sigma_min, p.sigma_max)
         d = due.nonzero().squeeze(1)
         mean[d], sigma[d] = new_mean[d], new_sigma[d]
-        self.z, self.f, self.sp, self.b = self.z[~take], self.f[~take], self.sp[~take], self.b[~take]
+        self.used[take] = False
         self.updates += int(d.numel())
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:
-        return {"z": self.z, "f": self.f, "species": self.sp, "behaviour": self.b, "updates": self.updates}
+        return {"z": self.z, "f": self.f, "species": self.sp, "behaviour": self.b, "stamp": self.stamp,
+                "used": self.used, "arrived": self.arrived, "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         dev = self.z.device
@@ -198,10 +212,13 @@ class NES(Strategy):
         self.f = torch.as_tensor(state["f"], dtype=torch.float64, device=dev).clone()
         self.sp = torch.as_tensor(state["species"], dtype=torch.int64, device=dev).clone()
         self.b = torch.as_tensor(state["behaviour"], dtype=torch.float32, device=dev).clone()
-        self.updates = int(state["updates"])
-        n = self.f.numel()
-        if not (self.z.shape[0] == self.sp.shape[0] == self.b.shape[0] == n):
-            raise ValueError(f"nes state: buffers of {self.z.shape[0]}, {n}, {self.sp.shape[0]}, {self.b.shape[0]} rows disagree")
+        self.stamp = torch.as_tensor(state["stamp"], dtype=torch.int64, device=dev).clone()
+        self.used = torch.as_tensor(state["used"], dtype=torch.bool, device=dev).clone()
+        self.arrived, self.updates = int(state["arrived"]), int(state["updates"])
+        n = self.params.buffer
+        shapes = [t.shape[0] for t in (self.z, self.f, self.sp, self.b, self.stamp, self.used)]
+        if any(r != n for r in shapes) or self.z.shape[1:] != self.z.shape[1:]:
+            raise ValueError(f"nes state: buffers of {shapes} rows, expected {n} (plugin.nes.buffer)")
 
 
 ALIFE_PLUGINS = [NES]
