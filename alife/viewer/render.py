@@ -94,6 +94,9 @@ def agent_colors(frame: Frame, mode: str, energy_max: float) -> np.ndarray:
         sp = frame.species
         top = int(sp.max()) if len(sp) else 0
         if top >= len(_PALETTE):
+            if top > 1 << 16:  # ids far past any run's (a doctored file): colour only the ids present
+                u, inv = np.unique(np.clip(sp, 0, None), return_inverse=True)
+                return species_colors(u)[inv.reshape(-1)]
             _PALETTE = species_colors(np.arange(2 * top + 1))
         return _PALETTE[np.clip(sp, 0, None)]
     if mode == "energy":

@@ -116,3 +116,14 @@ def test_render_rgb_draws_the_live_simulation(small_overrides):
     x, y = f.pos[0] * 16
     assert tuple(img[int(y), int(x)]) in {tuple(c) for c in species_colors(f.species)}
     assert render_rgb(sim, size=(64, 32)).shape == (32, 64, 3)
+
+
+def test_huge_species_ids_colour_without_a_table_by_id():
+    from types import SimpleNamespace
+
+    from alife.viewer.render import agent_colors, species_colors
+
+    sp = np.array([10**12, 3, 10**12], dtype=np.int64)
+    got = agent_colors(SimpleNamespace(species=sp), "species", 1.0)  # a table sized by id would need TiB
+    assert got.shape == (3, 3)
+    np.testing.assert_array_equal(got, species_colors(sp))
