@@ -14,7 +14,8 @@ def register(sub: Any) -> None:
                        description="Read a lineage file written by `alife run` (<run>/lineage.h5).")
     p.add_argument("file", help="a lineage.h5 file (or a run folder holding one)")
     acts = p.add_subparsers(dest="action", metavar="ACTION", required=True)
-    acts.add_parser("summary", help="counts, the MRCA of the living, diversity measures")
+    sm = acts.add_parser("summary", help="counts, the MRCA of the living, diversity, evolutionary activity")
+    sm.add_argument("--seed", type=int, default=0, help="seed of the neutral shadow (default 0)")
     a = acts.add_parser("ancestry", help="the line of descent of an agent, back to its root")
     a.add_argument("id", type=int, help="agent id")
     a.add_argument("--all-parents", action="store_true", help="every ancestor through either parent")
@@ -90,6 +91,26 @@ def _summary(lin: Any, args: argparse.Namespace) -> int:
         pd_, mpd = analysis.phylogenetic_diversity(lin), analysis.mean_pairwise_distance(lin)
         print(f"phylogenetic diversity of the living: {_num(pd_, '.0f')} steps; "
               f"mean pairwise distance: {_num(mpd, '.1f')} steps")
+    if lin.last_step >= 0 and len(sp):
+        import numpy as np
+
+        r = analysis.evolutionary_activity(lin, np.random.default_rng(args.seed))
+        st = r["summary"]
+        verdict = ("above" if st["fraction_above"] > 2 * st["shadow_fraction_above"] else
+                   "below" if st["fraction_above"] < 0.5 * st["shadow_fraction_above"] else "near")
+        print(f"evolutionary activity (species, against a neutral shadow of the same births and deaths, seed "
+              f"{args.seed}): {st['fraction_above']:.1%} of species above the shadow's "
+              f"{r['quantile']:.0%} threshold a0 = {st['threshold']:.3g} (shadow: {st['shadow_fraction_above']:.1%}): "
+              f"{verdict} neutral; total cumulative activity at the end {st['cumulative_final']:.3g} "
+              f"(shadow {st['shadow_cumulative_final']:.3g}), mean new activity {st['new_mean']:.3g} "
+              f"(shadow {st['shadow_new_mean']:.3g}); shadow population at the end {st['shadow_population_final']} "
+              f"(run {st['population_final']})")
+        m = analysis.modes(lin)
+        if len(m):
+            print(f"MODES (species, persistence filter {m.attrs['persistence']} steps, over {len(m)} samples to "
+                  f"step {int(m.index[-1])}): persistent species {m['persistent'].mean():.1f} on average; "
+                  f"change {int(m['change'].sum())}, novelty {int(m['novelty'].sum())} in all; "
+                  f"ecology {m['ecology'].mean():.2f} bits on average (complexity not computed)")
     lod = lin.line_of_descent()
     if len(lod):
         print(f"line of descent of the most abundant living lineage: {len(lod)} agents, "

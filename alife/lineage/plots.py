@@ -6,8 +6,11 @@
   layout of Farahpour et al. 2018, "Trade-off shapes diversity in eco-evolutionary dynamics",
   eLife 7: e36273, and the ``ggmuller`` R package).
 * ``phylogeny.png``: the species phylogeny of the survivors, on a time axis.
-* ``activity.png``: Bedau-Packard activity waves of species and the run's cumulative and new
-  activity against a neutral shadow (see :mod:`alife.lineage.analysis`).
+* ``activity.png``: Bedau-Packard activity waves of species, the run's and the neutral shadow's
+  populations, and the cumulative and new activity of both (see :mod:`alife.lineage.analysis`).
+
+Long runs: the Muller plot draws at most ``max_species`` bands and both stacked and wave plots are
+single matplotlib collections, so a 30,000-step run plots in seconds.
 """
 
 from __future__ import annotations
@@ -89,7 +92,27 @@ def plot_population(lin: LineageFile, out: Path) -> Path:
     return path
 
 
-def plot_muller(lin: LineageFile, out: Path) -> Path:
+def stack_bands(ax: Any, x: np.ndarray, bands: np.ndarray, colours: list[Any]) -> None:
+    """A stack plot as one ``PolyCollection`` (one polygon per band): matplotlib's ``stackplot``
+    adds a ``fill_between`` per band and rescales the axes after each, quadratic in the bands."""
+    from matplotlib.collections import PolyCollection
+
+    k, n = bands.shape
+    if not k:
+        return
+    top = np.cumsum(bands, axis=0)
+    verts = np.empty((k, 2 * n, 2))
+    verts[:, :n, 0] = x
+    verts[:, n:, 0] = x[::-1]
+    verts[:, :n, 1] = top - bands
+    verts[:, n:, 1] = top[:, ::-1]
+    ax.add_collection(PolyCollection(verts, facecolors=colours, linewidths=0))
+
+
+def plot_muller(lin: LineageFile, out: Path, max_species: int = 150) -> Path:
+    """The Muller plot of at most ``max_species`` species (the founders and those of the highest
+    peak frequency, ever above 1/1000); every other species is folded into its nearest drawn
+    ancestor."""
     plt = _plt()
 
     grid, ab = lin.abundance()
@@ -97,8 +120,16 @@ def plot_muller(lin: LineageFile, out: Path) -> Path:
     total = ab.sum(axis=0).astype(np.float64)
     freq = ab / np.maximum(total, 1)[None, :]
     # a species never above 1/1000 of the population would be under a pixel thick: fold it into
-    # its nearest visible ancestor, which keeps the picture and spares drawing thousands of slivers
-    keep = (freq.max(axis=1, initial=0) >= 1e-3) | (parent < 0)
+    # its nearest visible ancestor, which keeps the picture and spares drawing thousands of slivers;
+    # past max_species, the species of the lowest peak frequency are folded the same way
+    peak = freq.max(axis=1, initial=0)
+    visible = (peak >= 1e-3) & (parent >= 0)
+    n_visible = int(visible.sum() + (parent < 0).sum())
+    room = max(0, max_species - int((parent < 0).sum()))
+    if visible.sum() > room:
+        cut = np.sort(peak[visible])[::-1][room - 1] if room else np.inf
+        visible &= peak >= cut
+    keep = visible | (parent < 0)
     target = np.arange(parent.size)
     while True:  # pointer jumping up to the nearest kept ancestor
         up = np.where(keep[target], target, parent[target])
@@ -119,13 +150,15 @@ def plot_muller(lin: LineageFile, out: Path) -> Path:
     colours = species_colours(parent)
     fig, ax = plt.subplots(figsize=(7, 3.8), constrained_layout=True)
     bands = np.array([freq_of[s] * share for s, share in order]) if order else np.zeros((0, grid.size))
-    ax.stackplot(grid, bands, colors=[colours[s] for s, _ in order], linewidth=0)
-    ax.set_xlim(grid[0], grid[-1])
+    stack_bands(ax, grid.astype(np.float64), bands, [colours[s] for s, _ in order])
+    ax.set_xlim(grid[0], max(grid[-1], grid[0] + 1))
     ax.set_ylim(0, 1)
     ax.set_xlabel("step")
     ax.set_ylabel("frequency")
-    ax.set_title(f"Muller plot of species ({len(parent)} species, {kept.size} ever above 0.1%)\n"
-                 "daughters drawn inside their parents; one hue per founding lineage", fontsize=9)
+    drawn = f"{kept.size} drawn" if kept.size < n_visible else "all drawn"
+    ax.set_title(f"Muller plot of species ({len(parent)} species, {n_visible} ever above 0.1%, {drawn})\n"
+                 "daughters drawn inside their parents (the rest folded into them); one hue per founding lineage",
+                 fontsize=9)
     path = out / "muller.png"
     fig.savefig(path)
     plt.close(fig)
@@ -179,27 +212,42 @@ def plot_phylogeny(lin: LineageFile, out: Path) -> Path:
 
 
 def plot_activity(lin: LineageFile, out: Path, rng: np.random.Generator) -> Path:
+    """Activity waves of the species (one ``LineCollection``), the run's and the shadow's
+    populations, and the total cumulative and new activity of both."""
+    from matplotlib.collections import LineCollection
+
     plt = _plt()
     r = analysis.evolutionary_activity(lin, rng)
     grid, act, ab = r["grid"], r["activity"], r["abundance"]
-    fig, axes = plt.subplots(3, 1, figsize=(6.5, 7), sharex=True, constrained_layout=True)
+    summ = r["summary"]
+    fig, axes = plt.subplots(4, 1, figsize=(6.5, 8.5), sharex=True, constrained_layout=True)
     colours = species_colours(lin.data["species/parent"])
-    for s in range(act.shape[0]):  # one line per species (a plot, not a per-step path)
-        alive = ab[s] > 0
-        if alive.any():
-            axes[0].plot(grid[alive], act[s, alive], color=colours[s], lw=0.8)
+    alive = ab > 0
+    lines = [np.column_stack([grid[alive[s]], act[s, alive[s]]]) for s in np.flatnonzero(alive.any(axis=1))]
+    if lines:  # one artist for every species' wave (thousands of species on a long run)
+        axes[0].add_collection(LineCollection(lines, colors=colours[alive.any(axis=1)], linewidths=0.6))
+        pos = act[alive]
+        axes[0].set_ylim(max(pos.min(), 1e-1) * 0.8, pos.max() * 1.25)
     axes[0].axhline(r["threshold"], color="k", ls="--", lw=0.8, label=f"neutral threshold a0 = {r['threshold']:.3g}")
     axes[0].set_yscale("log")
     axes[0].set_ylabel("species activity a_i(t)")
     axes[0].legend(frameon=False, loc="upper left")
-    axes[0].set_title("Evolutionary activity (Bedau & Packard) against a neutral shadow")
-    for key, label, ax in (("cumulative", "total cumulative activity", axes[1]),
-                           ("new", "new activity A_new(t)", axes[2])):
+    axes[0].set_title("Evolutionary activity (Bedau & Packard) against a neutral shadow\n"
+                      f"species above a0: {summ['fraction_above']:.1%} (shadow {summ['shadow_fraction_above']:.1%})",
+                      fontsize=9)
+    axes[1].plot(grid, ab.sum(axis=0), color="#c0392b", lw=1.6, label="run")
+    axes[1].plot(grid, r["shadow_abundance"].sum(axis=0), color="0.2", lw=0.8, ls="--", label="neutral shadow")
+    axes[1].set_ylabel("population")
+    axes[1].set_ylim(bottom=0)
+    axes[1].legend(frameon=False, loc="lower right")
+    for key, label, ax in (("cumulative", "total cumulative activity", axes[2]),
+                           ("new", "new activity A_new(t)", axes[3])):
         ax.plot(grid, r["real"][key], color="#c0392b", lw=1, label="run")
         ax.plot(grid, r["shadow"][key], color="0.45", lw=1, label="neutral shadow")
         ax.set_ylabel(label)
         ax.legend(frameon=False, loc="upper left")
-    axes[2].set_xlabel("step")
+    axes[3].set_xlabel("step")
+    axes[3].set_xlim(grid[0], max(grid[-1], grid[0] + 1))
     path = out / "activity.png"
     fig.savefig(path)
     plt.close(fig)
