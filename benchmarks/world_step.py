@@ -5,12 +5,14 @@ in one run.
     python benchmarks/world_step.py --agents 10000 --json
 
 Agent-steps/s counts every living agent once per step, policy inference included (native and
-loop). The PettingZoo path and MAgent2 go through one harness (``bench_parallel_env``): each
+loop). The PettingZoo path and MAgent2 go through one harness (``bench_parallel_envs``): each
 agent's action drawn once from ``env.action_space(a).sample()`` and cached (outside the timing),
 the same dict comprehension ``{a: cache[a] for a in env.agents}`` passed to ``env.step`` (timed
-with it), the same two untimed warm-up steps and the same number of timed steps (``--steps``).
-Neither side's actions are converted (ours are float32 rows, MAgent2's numpy integers), as a
-user's policy would hand them over.
+with it), the same two untimed warm-up steps and the same number of timed steps (``--steps``),
+taken in turns of 10 steps so that both see the same load. Neither side's actions are converted
+(ours are float32 rows, MAgent2's numpy integers), as a user's policy would hand them over.
+``--baseline-env OLD/alife/env.py`` adds a third column: the env module of another commit over
+this engine, on the same world and actions (a before/after of the env alone).
 
 The world is the default meadow, sized so that its own carrying capacity is about ``--agents``
 (meadow holds about one agent per 35 cells), started with that many agents and run on its own
@@ -27,10 +29,12 @@ population would drift below the size being compared.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import math
 import os
 import time
+from typing import Any
 
 import torch
 from machine import cpu_model, load_average
@@ -58,39 +62,74 @@ def bench_native(agents: int, steps: int, seed: int, warmup: int) -> tuple[float
     return total / dt, total / steps, sim
 
 
-def bench_parallel_env(env, steps: int, seed: int, warmup_steps: int = 2) -> tuple[float, float]:
-    """Agent-steps/s of a PettingZoo ``ParallelEnv`` (ours or MAgent2's), both driven alike.
+def bench_parallel_envs(envs: dict[str, Any], steps: int, seed: int, block: int = 10,
+                        warmup_steps: int = 2) -> dict[str, tuple[float, float]]:
+    """Agent-steps/s of PettingZoo ``ParallelEnv``s (ours, MAgent2's), all driven alike and
+    measured in turns of ``block`` steps, so that each sees the same load.
 
     Each agent's action is drawn once from ``env.action_space(a).sample()`` when the agent first
     appears and cached (drawing it is the caller's policy, so it is outside the timing: our
     newborns would otherwise be charged for it, MAgent2's battle has none); every step then
     passes ``{a: cache[a] for a in env.agents}`` (the same comprehension, timed with the step).
-    ``warmup_steps`` untimed steps first, then ``steps`` timed ones."""
-    cache: dict = {}
-    env.action_space(env.agents[0]).seed(seed)
+    ``warmup_steps`` untimed steps first, then ``steps`` timed ones. Returns, per env, agent-steps
+    per second and the mean number of agents."""
+    caches: dict[str, dict] = {k: {} for k in envs}
+    total, elapsed = dict.fromkeys(envs, 0), dict.fromkeys(envs, 0.0)
 
-    def draw_new() -> None:
+    def draw_new(env: Any, cache: dict) -> None:
         for a in env.agents:
             if a not in cache:
                 cache[a] = env.action_space(a).sample()
 
-    for _ in range(warmup_steps):
-        draw_new()
-        env.step({a: cache[a] for a in env.agents})
-    total, elapsed = 0, 0.0
-    for _ in range(steps):
-        draw_new()
-        total += len(env.agents)
-        t0 = time.perf_counter()
-        env.step({a: cache[a] for a in env.agents})
-        elapsed += time.perf_counter() - t0
-    return total / elapsed, total / steps
+    for k, env in envs.items():
+        env.action_space(env.agents[0]).seed(seed)
+        for _ in range(warmup_steps):
+            draw_new(env, caches[k])
+            env.step({a: caches[k][a] for a in env.agents})
+    done = 0
+    while done < steps:
+        n = min(block, steps - done)
+        for k, env in envs.items():
+            cache = caches[k]
+            for _ in range(n):
+                draw_new(env, cache)
+                total[k] += len(env.agents)
+                t0 = time.perf_counter()
+                env.step({a: cache[a] for a in env.agents})
+                elapsed[k] += time.perf_counter() - t0
+        done += n
+    return {k: (total[k] / elapsed[k], total[k] / steps) for k in envs}
+
+
+def pettingzoo_env(agents: int, seed: int, warmup: int, env_module: Any = None) -> Any:
+    """Our env at ``agents`` (``env_module``: another copy of ``alife/env.py``, for a baseline)."""
+    make = alife.make_env if env_module is None else env_module.make_env
+    env = make(seed=seed, overrides=world_overrides(agents), device="cpu")
+    env.reset(seed=seed, options={"warmup_steps": warmup})
+    return env
+
+
+def magent2_env(map_size: int, seed: int) -> Any:
+    try:
+        from magent2.environments import battle_v4
+    except ImportError:
+        return None
+    env = battle_v4.parallel_env(map_size=map_size, max_cycles=10**6)
+    env.reset(seed=seed)
+    return env
+
+
+def load_env_module(path: str) -> Any:
+    """A copy of ``alife/env.py`` from elsewhere (an older commit), over this alife's engine."""
+    spec = importlib.util.spec_from_file_location("alife_env_baseline", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def bench_pettingzoo(agents: int, steps: int, seed: int, warmup: int) -> tuple[float, float]:
-    env = alife.make_env(seed=seed, overrides=world_overrides(agents), device="cpu")
-    env.reset(seed=seed, options={"warmup_steps": warmup})
-    out = bench_parallel_env(env, steps, seed)
+    env = pettingzoo_env(agents, seed, warmup)
+    out = bench_parallel_envs({"alife": env}, steps, seed)["alife"]
     env.close()
     return out
 
@@ -119,18 +158,6 @@ def bench_loop(sim: alife.Simulation, steps: int) -> tuple[float, float]:
     return total / dt, total / steps
 
 
-def bench_magent2(map_size: int, steps: int, seed: int) -> tuple[float, float] | None:
-    try:
-        from magent2.environments import battle_v4
-    except ImportError:
-        return None
-    env = battle_v4.parallel_env(map_size=map_size, max_cycles=10**6)
-    env.reset(seed=seed)
-    out = bench_parallel_env(env, steps, seed)
-    env.close()
-    return out
-
-
 def machine() -> str:
     return (f"{cpu_model()}, {os.cpu_count()} cores, torch {torch.__version__} "
             f"({torch.get_num_threads()} threads), CPU; load average at start {load_average():.1f}")
@@ -151,6 +178,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
     ap.add_argument("--pz-only", action="store_true",
                     help="only the matched-size PettingZoo runs and MAgent2 (no 10,000-agent world)")
+    ap.add_argument("--baseline-env", default=None, metavar="FILE",
+                    help="also drive the env of another alife/env.py (an older commit's) over this "
+                         "engine, in turns with ours, at the matched sizes")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.threads:
@@ -164,19 +194,37 @@ def main() -> None:
         res["native_slots_per_agent"] = sim.world.hw / max(1, sim.population)
         res["pettingzoo_agent_steps_per_s"], res["pettingzoo_mean_population"] = bench_pettingzoo(
             args.agents, max(10, args.steps // 3), args.seed, args.warmup)
+    baseline = load_env_module(args.baseline_env) if args.baseline_env else None
+    if baseline is not None:
+        res["baseline_env"] = args.baseline_env
     for m, mm in zip(args.pz_agents, args.magent_map + [None] * len(args.pz_agents), strict=False):
-        # each size beside its MAgent2 map, one after the other, so that both see the same load
-        res[f"pettingzoo_{m}_agent_steps_per_s"], res[f"pettingzoo_{m}_mean_population"] = bench_pettingzoo(
-            m, args.steps, args.seed, args.pz_warmup)
-        out = bench_magent2(mm, args.steps, args.seed) if mm is not None else None
-        if out is not None:
+        # each size beside its MAgent2 map (and the baseline env), in turns of 10 steps
+        envs = {"alife": pettingzoo_env(m, args.seed, args.pz_warmup)}
+        if baseline is not None:
+            envs["baseline"] = pettingzoo_env(m, args.seed, args.pz_warmup, baseline)
+        mag = magent2_env(mm, args.seed) if mm is not None else None
+        if mag is not None:
+            envs["magent2"] = mag
+        out = bench_parallel_envs(envs, args.steps, args.seed)
+        for env in envs.values():
+            env.close()
+        res[f"pettingzoo_{m}_agent_steps_per_s"], res[f"pettingzoo_{m}_mean_population"] = out["alife"]
+        if "baseline" in out:
+            res[f"baseline_pettingzoo_{m}_agent_steps_per_s"] = out["baseline"][0]
+            res[f"pettingzoo_{m}_over_baseline"] = out["alife"][0] / out["baseline"][0]
+        if "magent2" in out:
             k = f"magent2_battle_v4_map{mm}"
-            res[f"{k}_agent_steps_per_s"], res[f"{k}_mean_population"] = out
-            res[f"pettingzoo_{m}_over_magent2_map{mm}"] = res[f"pettingzoo_{m}_agent_steps_per_s"] / out[0]
+            res[f"{k}_agent_steps_per_s"], res[f"{k}_mean_population"] = out["magent2"]
+            res[f"pettingzoo_{m}_over_magent2_map{mm}"] = out["alife"][0] / out["magent2"][0]
+            if "baseline" in out:
+                res[f"baseline_pettingzoo_{m}_over_magent2_map{mm}"] = out["baseline"][0] / out["magent2"][0]
     for mm in args.magent_map[len(args.pz_agents):]:
-        out = bench_magent2(mm, args.steps, args.seed)
-        if out is not None:
-            res[f"magent2_battle_v4_map{mm}_agent_steps_per_s"], res[f"magent2_battle_v4_map{mm}_mean_population"] = out
+        env = magent2_env(mm, args.seed)
+        if env is not None:
+            k = f"magent2_battle_v4_map{mm}"
+            res[f"{k}_agent_steps_per_s"], res[f"{k}_mean_population"] = bench_parallel_envs(
+                {"magent2": env}, args.steps, args.seed)["magent2"]
+            env.close()
     if not args.pz_only:
         res["loop_agent_steps_per_s"], res["loop_mean_population"] = bench_loop(sim, args.loop_steps)
         res["native_over_loop"] = res["native_agent_steps_per_s"] / res["loop_agent_steps_per_s"]

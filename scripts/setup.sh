@@ -11,3 +11,7 @@ if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/python -m pip install -q "torch==2.13.0" || .venv/bin/python -m pip install -q torch --index-url https://download.pytorch.org/whl/cpu
 fi
 .venv/bin/python -m pip install -q -e ".[${extras}]"
+# compile the CPU step's numba kernels now (cached in __pycache__), so that the first `alife run`
+# starts at full speed instead of spending ~10 s compiling inside its clock
+.venv/bin/python -c "from alife.world.warmup import warm_kernels; warm_kernels(print)" \
+  || echo "setup: warning: the kernel warm-up failed; the first run will compile them" >&2

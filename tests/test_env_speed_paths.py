@@ -25,12 +25,16 @@ def _rows(n: int, seed: int = 0) -> np.ndarray:
     lambda r: [torch.from_numpy(x.copy()) for x in r],   # tensors
     lambda r: list(np.asfortranarray(np.repeat(r, 2, axis=1))[:, ::2]),  # strided float32 views
     lambda r: [x if i % 2 else x.astype(np.float64) for i, x in enumerate(r)],  # mixed
-], ids=["f32", "f64", "list", "tuple", "tensor", "strided", "mixed"])
+    lambda r: [x.astype(np.float16) for x in r],          # narrower floats
+    lambda r: [x if i % 2 else (x * 100).astype(np.int32) for i, x in enumerate(r)],  # same bytes, ints
+    lambda r: [(x * 100).astype(np.int32) for x in r],    # all ints of float32's size
+], ids=["f32", "f64", "list", "tuple", "tensor", "strided", "mixed", "f16", "int32-mixed", "int32"])
 def test_stack_actions_matches_asarray(convert):
     rows = _rows(37)
-    got = _stack_actions(convert(rows))
+    acts = convert(rows)
+    got = _stack_actions(acts)
     assert got.dtype == np.float32 and got.shape == (37, 5)
-    np.testing.assert_array_equal(got, rows)
+    np.testing.assert_array_equal(got, np.asarray(acts, dtype=np.float32).reshape(37, 5))
 
 
 def test_stack_actions_one_agent_and_bad_shapes():
@@ -40,6 +44,8 @@ def test_stack_actions_one_agent_and_bad_shapes():
         _stack_actions([np.zeros(4, np.float32), np.zeros(6, np.float32)])
     with pytest.raises(ValueError):
         _stack_actions([np.zeros(3, np.float32)])
+    with pytest.raises(ValueError):  # 5 floats in all, but not one row each
+        _stack_actions([np.zeros(4, np.float32), np.zeros(6, np.float32)] + [np.zeros(5, np.float32)] * 3)
     # the same bytes in another dtype are not read as floats
     ints = [np.ones(5, np.int32), np.ones(5, np.int32)]
     np.testing.assert_array_equal(_stack_actions(ints), np.ones((2, 5), np.float32))
