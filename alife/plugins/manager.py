@@ -40,6 +40,7 @@ BUILTIN_PLUGINS = (
     "alife.strategies.speciation",
     "alife.strategies.behaviour",
     "alife.strategies.nes",
+    "alife.strategies.learned",
 )
 
 
