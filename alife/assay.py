@@ -22,7 +22,8 @@ Results (:class:`AssayResult`): each pool's share of the living (``mix``) or pop
 (``mono``) every ``every`` steps, per replicate; per pool and replicate, the **relative fitness**
 ``m = ln(share_T / share_0) - ln(ref_T / ref_0)`` against the reference pool (counts + 0.5, so
 that a pool that died out has a finite value; in ``mono``, ``ln((N_T + 0.5) / (ref_T + 0.5))`` of
-the final populations), and the **graze rate** (energy gained per agent-step alive) relative to the
+the final populations), and the **energy gain rate** (energy gained from food and prey per agent-step alive; in a
+foraging trial the pools compete for food and prey only) relative to the
 reference's, ``ln(rate / ref_rate)``; means over replicates with 95% Student-t intervals.
 """
 
@@ -460,7 +461,7 @@ class AssayResult:
         return pd.DataFrame(recs, columns=["replicate", "seed", "step", "pool", "count", "share"])
 
     def _per_pool(self) -> dict[int, dict[str, list[float]]]:
-        out: dict[int, dict[str, list[float]]] = {j: {"fitness": [], "graze": [], "final_share": [],
+        out: dict[int, dict[str, list[float]]] = {j: {"fitness": [], "gain": [], "final_share": [],
                                                       "final_count": [], "won": []}
                                                   for j in range(len(self.pools))}
         ref = self.reference
@@ -472,7 +473,7 @@ class AssayResult:
                 for b, j in enumerate(r.pools):
                     w = math.log((cT[b] + 0.5) / (cT[b_ref] + 0.5)) - math.log(c0[b] / c0[b_ref])
                     out[j]["fitness"].append(w)
-                    out[j]["graze"].append(math.log(rate[b] / rate[b_ref]) if rate[b] > 0 and rate[b_ref] > 0 else float("nan"))
+                    out[j]["gain"].append(math.log(rate[b] / rate[b_ref]) if rate[b] > 0 and rate[b_ref] > 0 else float("nan"))
                     out[j]["final_share"].append(cT[b] / cT.sum() if cT.sum() else float("nan"))
                     out[j]["final_count"].append(cT[b])
                     out[j]["won"].append(float(cT[b] / max(cT.sum(), 1) > c0[b] / c0.sum()))
@@ -489,7 +490,7 @@ class AssayResult:
                     nT, n0 = float(r.counts[-1, 0]), float(r.counts[0, 0])
                     out[j]["fitness"].append(math.log((nT + 0.5) / (float(rr.counts[-1, 0]) + 0.5)))
                     rate = r.gained[0] / max(r.agent_steps[0], 1)
-                    out[j]["graze"].append(math.log(rate / ref_rate) if rate > 0 and ref_rate > 0 else float("nan"))
+                    out[j]["gain"].append(math.log(rate / ref_rate) if rate > 0 and ref_rate > 0 else float("nan"))
                     out[j]["final_share"].append(nT / n0 if n0 else float("nan"))
                     out[j]["final_count"].append(nT)
                     out[j]["won"].append(float(nT > float(rr.counts[-1, 0])))
@@ -497,7 +498,7 @@ class AssayResult:
 
     def table(self) -> list[dict[str, Any]]:
         """One row per pool: its replicates, final share (``mono``: final / initial population),
-        relative fitness and graze rate (log ratios against the reference) with 95% intervals,
+        relative fitness and energy gain rate (log ratios against the reference) with 95% intervals,
         and the fraction of replicates in which it grew (``mix``) or outgrew the reference."""
         per = self._per_pool()
         rows = []
@@ -508,9 +509,9 @@ class AssayResult:
                          "final_share": mean_interval(d["final_share"]),
                          "final_count": mean_interval(d["final_count"]),
                          "relative_fitness": mean_interval(d["fitness"]),
-                         "graze_rate": mean_interval(d["graze"]),
+                         "gain_rate": mean_interval(d["gain"]),
                          "won": float(np.mean(d["won"])) if d["won"] else float("nan"),
-                         "per_replicate": {"relative_fitness": d["fitness"], "graze_rate": d["graze"],
+                         "per_replicate": {"relative_fitness": d["fitness"], "gain_rate": d["gain"],
                                            "final_share": d["final_share"]}})
         return rows
 
@@ -518,7 +519,7 @@ class AssayResult:
         what = ("ln(share_T/share_0) - ln(ref_T/ref_0), counts + 0.5" if self.mode == "mix"
                 else "ln((N_T + 0.5)/(ref N_T + 0.5)) of final populations, paired by seed")
         return (f"{self.mode}{' foraging (no reproduction)' if self.foraging else ''}, {len(self.replicates)} worlds, "
-                f"{self.steps} steps, seeds {self.seed}..; relative fitness = {what}; graze = ln(energy gained per "
+                f"{self.steps} steps, seeds {self.seed}..; relative fitness = {what}; gain = ln(energy gained (food and prey) per "
                 f"agent-step / the reference's); mean and 95% t-interval over replicates")
 
     def to_dict(self) -> dict[str, Any]:
@@ -544,16 +545,16 @@ class AssayResult:
                 return format(d["mean"], f)
             return f"{format(d['mean'], f)} [{format(d['lo'], f)}, {format(d['hi'], f)}]"
         share = "final share" if self.mode == "mix" else "final / initial N"
-        lines = [f"| pool | genomes | replicates | {share} | relative fitness (95% CI) | graze rate, log ratio (95% CI) | grew |",
+        lines = [f"| pool | genomes | replicates | {share} | relative fitness (95% CI) | energy gain rate, log ratio (95% CI) | grew |",
                  "| --- | ---: | ---: | --- | --- | --- | ---: |"]
         for r in self.table():
             if r["reference"]:
-                fit = graze = "0 (reference)"
+                fit = gain = "0 (reference)"
                 grew = f"{r['won']:.2f}" if self.mode == "mix" else "-"
             else:
-                fit, graze, grew = ci(r["relative_fitness"]), ci(r["graze_rate"]), f"{r['won']:.2f}"
+                fit, gain, grew = ci(r["relative_fitness"]), ci(r["gain_rate"]), f"{r['won']:.2f}"
             lines.append(f"| {r['pool']} | {r['genomes']} | {r['replicates']} | {ci(r['final_share'], '.3f')} | "
-                         f"{fit} | {graze} | {grew} |")
+                         f"{fit} | {gain} | {grew} |")
         return "\n".join(lines)
 
     def plot(self, path: str | Path) -> Path:
@@ -586,7 +587,7 @@ class AssayResult:
         rows = self.table()
         for j, r in enumerate(rows):
             col = colours[j % 10]
-            for k, key in enumerate(("relative_fitness", "graze_rate")):
+            for k, key in enumerate(("relative_fitness", "gain_rate")):
                 x = j + (k - 0.5) * 0.3
                 d = r[key]
                 pts = [v for v in r["per_replicate"][key] if v is not None and math.isfinite(v)]
@@ -597,7 +598,7 @@ class AssayResult:
         a1.axhline(0, color="0.5", lw=0.8, ls="--")
         a1.set_xticks(range(len(rows)), [r["pool"] for r in rows])
         a1.set_ylabel("log ratio vs " + self.pools[self.reference].name)
-        a1.set_title("relative fitness (o) and graze rate (s)\nmean, 95% t-interval", fontsize=9)
+        a1.set_title("relative fitness (o) and energy gain rate (s)\nmean, 95% t-interval", fontsize=9)
         path = Path(path)
         fig.savefig(path, dpi=130)
         plt.close(fig)

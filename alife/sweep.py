@@ -18,7 +18,7 @@ needs a shared filesystem). The table depends only on the runs' ``summary.json``
 left out), so a sweep gives the same table locally and on Ray.
 
 With ``assay`` each finished run is also assayed (``alife assay RUN``: evolved vs ancestral) into
-``RUN/assay/``, and the evolved pool's relative fitness and graze rate join the fields.
+``RUN/assay/``, and the evolved pool's relative fitness and energy gain rate join the fields.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ DEFAULT_FIELDS = ("population.final", "population.min", "population.max", "speci
                   "births", "deaths", "deaths_by_cause.starved", "deaths_by_cause.eaten",
                   "deaths_by_cause.old_age", "extinct", "mating.pairs_proposed", "mating.pairs_refused",
                   "mating.two_parent_share")
-ASSAY_FIELDS = ("assay.relative_fitness", "assay.graze_rate", "assay.final_share")
+ASSAY_FIELDS = ("assay.relative_fitness", "assay.gain_rate", "assay.final_share")
 #: fields that measure the machine, not the world: never in the table
 TIMING = ("wall_time_s", "steps_per_s")
 
@@ -238,7 +238,7 @@ def _assay_values(run_dir: Path) -> dict[str, float | None]:
     rows = [r for r in data.get("table", []) if not r.get("reference")]
     if rows:
         r = rows[-1]
-        for key, name in (("relative_fitness", "assay.relative_fitness"), ("graze_rate", "assay.graze_rate"),
+        for key, name in (("relative_fitness", "assay.relative_fitness"), ("gain_rate", "assay.gain_rate"),
                           ("final_share", "assay.final_share")):
             v = r.get(key, {}).get("mean")
             out[name] = float(v) if isinstance(v, int | float) and math.isfinite(v) else None
