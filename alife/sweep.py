@@ -321,7 +321,11 @@ def _plot(path: Path, table: list[dict[str, Any]], fields: Sequence[str]) -> Non
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    shown = [f for f in fields if any(e[f]["n"] for e in table)][:12]
+    def informative(f: str) -> bool:  # a field that is 0 in every run draws nothing
+        return any(e[f]["n"] and (e[f]["mean"] != 0 or (math.isfinite(e[f]["sd"]) and e[f]["sd"] > 0))
+                   for e in table)
+
+    shown = [f for f in fields if informative(f)][:16]
     cols = min(4, max(1, len(shown)))
     rows = max(1, math.ceil(len(shown) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), constrained_layout=True, squeeze=False)
@@ -339,7 +343,7 @@ def _plot(path: Path, table: list[dict[str, Any]], fields: Sequence[str]) -> Non
         ax.set_xticks(range(len(table)), [e["group"] for e in table], rotation=20, fontsize=7, ha="right")
     for ax in list(axes.flat)[len(shown):]:
         ax.axis("off")
-    fig.suptitle("sweep: means over seeds, 95% t-intervals", fontsize=9)
+    fig.suptitle("sweep: means over seeds, 95% t-intervals (fields 0 in every run left out)", fontsize=9)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
