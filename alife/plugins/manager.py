@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 BUILTIN_PLUGINS = (
     "alife.strategies.selection",
     "alife.strategies.truncation",
+    "alife.strategies.selection_rules",
     "alife.strategies.reproduction",
     "alife.strategies.mutation",
     "alife.strategies.mating",
