@@ -147,3 +147,20 @@ def test_the_same_table_locally_and_on_ray(tmp_path):
     a = (tmp_path / "local" / "table.csv").read_text()
     b = (tmp_path / "ray" / "table.csv").read_text()
     assert a == b and a.count("\n") == 3  # header + 2 worlds
+
+
+def test_assay_results_join_the_table(tmp_path):
+    runs = S.plan(["meadow"], [0, 1], 10)
+    S.write_plan(tmp_path, runs, {"steps": 10, "assay": ["--steps", "5"]})
+    for r, w in zip(runs, (0.5, 1.5), strict=True):
+        d = tmp_path / "runs" / r.name
+        _fake_run(d, births=3)
+        (d / "assay").mkdir()
+        table = [{"pool": "ancestral", "reference": True, "relative_fitness": {"mean": 0.0}},
+                 {"pool": "evolved", "reference": False, "relative_fitness": {"mean": w},
+                  "gain_rate": {"mean": -w}, "final_share": {"mean": float("nan")}}]
+        (d / "assay" / "assay.json").write_text(json.dumps({"table": table}))
+    got, table = S.gather(tmp_path, ["births"])
+    assert [g["assay.relative_fitness"] for g in got] == [0.5, 1.5]
+    assert table[0]["assay.relative_fitness"]["mean"] == 1.0 and table[0]["assay.gain_rate"]["mean"] == -1.0
+    assert table[0]["assay.final_share"]["n"] == 0
