@@ -1,6 +1,7 @@
 """Learned mutation: its speed, and an ablation against a matched Gaussian and a frozen mutator.
 
     python benchmarks/learned_mutation.py speed                 # 1,000 children, crossover included
+    python benchmarks/learned_mutation.py world-speed           # the world at 10,000 agents, built-in vs learned
     python benchmarks/learned_mutation.py ablation --seeds 8    # writes benchmarks/learned_mutation.json
     python benchmarks/learned_mutation.py table                 # its Markdown table (for docs/results.md)
 
@@ -89,6 +90,41 @@ def speed(reps: int = 21, k: int = 1000, threads: int = 1) -> dict[str, Any]:
                 "wall_ms_median": 1e3 * float(np.median(wall)), "wall_ms_min": 1e3 * float(np.min(wall)),
                 "cpu_ms_median": 1e3 * float(np.median(cpu)), "load_before": l0, "load_after": load(),
                 "cpus": os.cpu_count(), "torch": torch.__version__, "machine": platform.processor() or platform.machine()}
+
+
+def world_speed(agents: int = 10_000, steps: int = 30, warm: int = 10, rounds: int = 3) -> dict[str, Any]:
+    """Agent-steps per second of the meadow sized for ``agents`` (as ``benchmarks/world_step.py``
+    sizes it) with the built-in strategies and with learned mutation (learned crossover,
+    compatibility groups), the two alternated ``rounds`` times so that both see the same load."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from world_step import world_overrides
+
+    from alife import Simulation
+
+    torch.set_num_threads(1)
+    arms = {"built-in": {}, "learned": {"strategies.mutation": "learned"},
+            "learned + crossover + groups": {"strategies.mutation": "learned", "strategies.reproduction": "learned-crossover",
+                                             "strategies.speciation": "compatibility-groups"}}
+    sims = {a: Simulation(None, seed=0, device="cpu", overrides={**world_overrides(agents), **ov}) for a, ov in arms.items()}
+    for s in sims.values():
+        s.run(warm)
+    rate: dict[str, list[float]] = {a: [] for a in arms}
+    births: dict[str, int] = {a: 0 for a in arms}
+    for _ in range(rounds):
+        for a, s in sims.items():
+            n0, b0, t0 = 0, s.totals["births"], time.perf_counter()
+            for _ in range(steps):
+                n0 += s.population
+                s.step()
+            rate[a].append(n0 / (time.perf_counter() - t0))
+            births[a] += s.totals["births"] - b0
+    for s in sims.values():
+        s.close()
+    out = {a: {"agent_steps_per_s": float(np.median(r)), "births_per_step": births[a] / (rounds * steps)} for a, r in rate.items()}
+    base = out["built-in"]["agent_steps_per_s"]
+    for a in out:
+        out[a]["ratio_to_builtin"] = out[a]["agent_steps_per_s"] / base
+    return {"agents": agents, "steps": steps, "rounds": rounds, "load": load(), "arms": out}
 
 
 # ---------------------------------------------------------------------- matching
@@ -295,22 +331,66 @@ def table(paths: list[Path]) -> str:
     return "\n".join(rows)
 
 
+def plot_mixture(paths: list[Path], out: Path) -> Path:
+    """The learned share of the population over time in each mixture run, and their mean."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = [r for p in paths for r in json.loads(Path(p).read_text())["runs"] if r["setting"] == "mixture"]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    shares = []
+    for r in runs:
+        sr = np.asarray(r["series"], dtype=float)
+        if sr.size == 0:
+            continue
+        col = 1 + r["names"].index("learned")
+        share = sr[:, col] / np.maximum(sr[:, 1:].sum(1), 1)
+        ax.plot(sr[:, 0], share, color="tab:blue", alpha=0.35, lw=1)
+        shares.append((sr[:, 0], share))
+    if shares:
+        n = min(len(x) for x, _ in shares)
+        ax.plot(shares[0][0][:n], np.mean([y[:n] for _, y in shares], axis=0), color="black", lw=2,
+                label=f"mean of {len(shares)} seeds")
+    ax.axhline(0.5, color="grey", ls=":")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("step")
+    ax.set_ylabel("learned share of the population")
+    ax.set_title("worlds/learned_mixture.toml: learned vs Gaussian lineages (matched step)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
     sp = sub.add_parser("speed")
     sp.add_argument("--reps", type=int, default=21)
     sp.add_argument("--threads", type=int, default=1)
+    ws = sub.add_parser("world-speed")
+    ws.add_argument("--agents", type=int, default=10_000)
+    ws.add_argument("--steps", type=int, default=30)
     ab = sub.add_parser("ablation")
     ab.add_argument("--seeds", type=int, default=8)
     ab.add_argument("--world-steps", type=int, default=1500)
     ab.add_argument("--parts", default="cartpole,acrobot,meadow,mixture")
     ab.add_argument("--out", type=Path, default=OUT, help="results file (runs already in it are skipped)")
+    pm = sub.add_parser("plot-mixture")
+    pm.add_argument("results", nargs="+", type=Path)
+    pm.add_argument("--out", type=Path, default=ROOT / "docs" / "img" / "learned_mixture_share.png")
     tb = sub.add_parser("table")
     tb.add_argument("results", nargs="*", type=Path, default=[OUT])
     a = ap.parse_args()
     if a.cmd == "speed":
         print(json.dumps(speed(a.reps, threads=a.threads), indent=1))
+    elif a.cmd == "plot-mixture":
+        print(plot_mixture(a.results, a.out))
+    elif a.cmd == "world-speed":
+        print(json.dumps(world_speed(a.agents, a.steps), indent=1))
     elif a.cmd == "ablation":
         ablation(a.seeds, a.world_steps, a.parts.split(","), a.out)
     else:

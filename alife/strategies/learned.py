@@ -80,6 +80,8 @@ class LayoutConsts:
                                    device=device)
         self.bias = self.bias_t[self.tensor_index]
         self.n_tensors = len(layout.entries)
+        #: ``(start, end)`` of each segment, in the order of ``SEGMENTS``
+        self.segments = [layout.segment_range(seg) for seg in SEGMENTS]
 
     def tensor_rms(self, g: torch.Tensor) -> torch.Tensor:
         """``[k, T]``: the rms of each tensor of each row."""
@@ -100,8 +102,19 @@ def tanh_(t: torch.Tensor) -> torch.Tensor:
 
 def mutator_weights(layout: Layout, rows: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """The mutator networks of ``rows`` (``[k, genome_size]``): ``w1 [k, Hm, 4]``, ``b1 [k, Hm]``,
-    ``w2 [k, 1, Hm]``, ``b2 [k, 1]``, contiguous."""
-    return tuple(layout.view(rows, f"mutator.{n}").contiguous() for n in ("w1", "b1", "w2", "b2"))
+    ``w2 [k, 1, Hm]``, ``b2 [k, 1]``, contiguous (one copy of the span they occupy)."""
+    es = [layout[f"mutator.{n}"] for n in ("w1", "b1", "w2", "b2")]
+    a = min(e.offset for e in es)
+    span = rows[:, a:max(e.offset + e.size for e in es)].contiguous()
+    return tuple(span[:, e.offset - a:e.offset - a + e.size].unflatten(1, e.shape) if len(e.shape) > 1
+                 else span[:, e.offset - a:e.offset - a + e.size] for e in es)
+
+
+def gather_rows(g: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """``g[idx]`` (a copy); on the CPU through numpy's ``take``, which costs less there."""
+    if g.device.type == "cpu" and not g.requires_grad:
+        return torch.from_numpy(np.take(g.numpy(), idx.numpy(), axis=0))
+    return g[idx]
 
 
 def learned_delta(values: torch.Tensor, noise: torch.Tensor, c: LayoutConsts, w1: torch.Tensor, b1: torch.Tensor,
@@ -169,14 +182,18 @@ def learned_mutate(genomes: torch.Tensor, parent_rows: torch.Tensor, c: LayoutCo
     w1, b1, w2, b2 = mutator_weights(lay, parent_rows)
     out = learned_delta(genomes, noise, c, w1, b1, w2, b2, block)
     rates = lay.view(parent_rows, "mutator.log_sigma").exp() * rate_scale  # [k, 3]
-    out.mul_(rates[:, c.segment_index])
+    for s, (a, b) in enumerate(c.segments):  # each segment is one contiguous span of the layout
+        out[:, a:b].mul_(rates[:, s:s + 1])
     p = torch.sigmoid(lay.view(parent_rows, ESCAPE_P)[:, 0])
     fire = torch.rand(k, generator=generator, device=dev) < p
     idx = fire.nonzero().squeeze(1)
     if idx.numel():
-        on = (rate_scale > 0).to(out.dtype)[c.segment_index]
         z = torch.randn(idx.numel(), genomes.shape[1], generator=generator, device=dev)
-        out[idx] += z * lay.view(parent_rows, ESCAPE_SIGMA)[idx].exp() * on
+        z.mul_(lay.view(parent_rows, ESCAPE_SIGMA)[idx].exp())
+        for s, (a, b) in enumerate(c.segments):
+            if float(rate_scale[s]) == 0.0:
+                z[:, a:b] = 0.0
+        out[idx] += z
     genomes.add_(out)
     _clamp_controls(genomes, lay, rate_scale, sigma_min, sigma_max)
     return genomes
@@ -211,7 +228,7 @@ class LearnedMutation(Strategy):
     @hookimpl
     def alife_mutate(self, sim: Any, genomes: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
         m = sim.config.mutation
-        return learned_mutate(genomes, sim.world.genomes[parents], self.consts, self.rate_scale,
+        return learned_mutate(genomes, gather_rows(sim.world.genomes, parents), self.consts, self.rate_scale,
                               m.sigma_min, m.sigma_max, sim.generator, self.params.block)
 
 
@@ -260,11 +277,11 @@ class LearnedCrossover(Strategy):
     @hookimpl
     def alife_reproduce(self, sim: Any, parents: torch.Tensor, partners: torch.Tensor) -> torch.Tensor:
         g = sim.world.genomes
-        child = g[parents]
+        child = gather_rows(g, parents)
         two = (partners >= 0).nonzero().squeeze(1)
         if two.numel():
             first = child[two]
-            child[two] = learned_crossover(first, g[partners[two]], first, self.consts, sim.generator)
+            child[two] = learned_crossover(first, gather_rows(g, partners[two]), first, self.consts, sim.generator)
         return sim.hooks.mutate(sim, child, parents)
 
 
