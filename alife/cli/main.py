@@ -8,6 +8,27 @@ print one line and exit with status 2; no traceback.
 
 from __future__ import annotations
 
+import os as _os
+import signal as _signal
+import sys as _sys
+
+
+def _interrupted_while_starting(signum: int, frame: object) -> None:
+    """Ctrl-C or SIGTERM while the command line is still importing (torch, numba, h5py: seconds on
+    a loaded machine): one line and 130 or 143, never a traceback from inside an import."""
+    _sys.stderr.write(f"alife: interrupted ({_signal.Signals(signum).name})\n")
+    _sys.stderr.flush()
+    _os._exit(128 + signum)
+
+
+# the command line's own process (`python -m alife.cli.main`, `python -m alife`, the `alife`
+# script): the early handlers cover the imports below; main() hands over to its own handling
+_EARLY = __name__ == "__main__" or _os.path.basename(_sys.argv[0] if _sys.argv else "") in ("alife", "__main__.py")
+if _EARLY:
+    for _s in (_signal.SIGINT, _signal.SIGTERM):
+        _signal.signal(_s, _interrupted_while_starting)
+
+# ruff: noqa: E402 (the early signal handlers must come before the imports)
 import argparse
 import errno
 import importlib
@@ -58,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     included: ``alife run`` stops after the step it is in and saves a checkpoint first."""
     old = None
     if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
+            signal.signal(signal.SIGINT, signal.default_int_handler)  # imports done: KeyboardInterrupt again
         old = signal.signal(signal.SIGTERM, _terminate)
     hook, sys.unraisablehook = sys.unraisablehook, _quiet_unraisable
     try:
