@@ -32,6 +32,7 @@ import re
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -112,6 +113,46 @@ def assay_command(run_dir: Path, assay_args: Sequence[str]) -> list[str]:
             *assay_args]
 
 
+#: the ``alife run``/``alife assay`` processes this process started and has not yet seen end
+_CHILDREN: set[subprocess.Popen] = set()
+_LOCK = threading.Lock()
+#: set when a local sweep is interrupted: no new process starts
+_STOP = threading.Event()
+
+
+def _call(cmd: list[str]) -> subprocess.CompletedProcess:
+    """Run ``cmd`` to its end, registered in ``_CHILDREN`` so an interrupted sweep can stop it."""
+    with _LOCK:
+        if _STOP.is_set():
+            return subprocess.CompletedProcess(cmd, 130, "", "the sweep was interrupted")
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env())
+        _CHILDREN.add(p)
+    try:
+        out, err = p.communicate()
+    finally:
+        with _LOCK:
+            _CHILDREN.discard(p)
+    return subprocess.CompletedProcess(cmd, p.returncode, out, err)
+
+
+def stop_children(timeout: float = 60.0) -> None:
+    """No new run starts; the running ones get SIGTERM (``alife run`` stops after its step, saves a
+    checkpoint and exits 143, leaving an unfinished folder that a resume runs again) and are
+    waited for, so nothing writes into the sweep folder once this returns."""
+    with _LOCK:
+        _STOP.set()
+        running = list(_CHILDREN)
+    for p in running:
+        if p.poll() is None:
+            p.terminate()
+    for p in running:
+        try:
+            p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
 def execute(spec: dict[str, Any], sweep_dir: str, assay_args: list[str] | None = None) -> dict[str, Any]:
     """Run one spec (a :class:`RunSpec` as a dict) into ``sweep_dir/runs/<name>`` unless it is
     finished; then its assay when asked and not yet done. Returns ``{"name", "ran", "ok",
@@ -124,14 +165,14 @@ def execute(spec: dict[str, Any], sweep_dir: str, assay_args: list[str] | None =
         if run_dir.exists():
             shutil.rmtree(run_dir)
         ran = True
-        p = subprocess.run(command(s, run_dir), capture_output=True, text=True, env=_env())
+        p = _call(command(s, run_dir))
         (Path(sweep_dir) / "logs").mkdir(exist_ok=True)
         (Path(sweep_dir) / "logs" / f"{s.name}.log").write_text(p.stdout + p.stderr)
         if p.returncode != 0 or not finished(run_dir):
             return {"name": s.name, "ran": ran, "ok": False, "seconds": time.perf_counter() - t0,
                     "error": (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]}
     if assay_args is not None and not (run_dir / "assay" / "assay.json").is_file():
-        p = subprocess.run(assay_command(run_dir, assay_args), capture_output=True, text=True, env=_env())
+        p = _call(assay_command(run_dir, assay_args))
         if p.returncode != 0:
             return {"name": s.name, "ran": ran, "ok": False, "seconds": time.perf_counter() - t0,
                     "error": "assay: " + (p.stderr.strip().splitlines() or [f"exit {p.returncode}"])[-1]}
@@ -174,12 +215,20 @@ def run_local(runs: list[RunSpec], sweep_dir: Path, jobs: int, assay_args: list[
     from concurrent.futures import ThreadPoolExecutor, as_completed
 
     results = []
-    with ThreadPoolExecutor(max_workers=max(1, jobs)) as ex:
+    _STOP.clear()
+    ex = ThreadPoolExecutor(max_workers=max(1, jobs))
+    try:
         futs = [ex.submit(execute, asdict(r), str(sweep_dir), assay_args) for r in runs]
         for f in as_completed(futs):
             r = f.result()
             report(r)
             results.append(r)
+    except BaseException:  # Ctrl-C, SIGTERM: queued runs never start, running ones stop
+        ex.shutdown(wait=False, cancel_futures=True)
+        stop_children()
+        raise
+    finally:
+        ex.shutdown(wait=True)
     return results
 
 

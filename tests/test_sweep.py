@@ -78,14 +78,14 @@ def test_resume_skips_finished_runs_and_redoes_the_rest(tmp_path, monkeypatch):
     (tmp_path / "runs" / "meadow-s1" / "partial").write_text("x")
     calls = []
 
-    def fake(cmd, **kw):
+    def fake(cmd):
         out = Path(cmd[cmd.index("--out") + 1])
         calls.append(out.name)
         assert not out.exists()  # an unfinished folder is removed before the run starts again
         _fake_run(out, births=int(cmd[cmd.index("--seed") + 1]) + 10)
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    monkeypatch.setattr(S.subprocess, "run", fake)
+    monkeypatch.setattr(S, "_call", fake)
     res = S.sweep(["meadow"], [0, 1, 2], 10, tmp_path, jobs=1, fields=["births"])
     assert sorted(calls) == ["meadow-s1", "meadow-s2"] and res["skipped"] == 1
     assert res["table"][0]["births"]["mean"] == pytest.approx((1 + 11 + 12) / 3)
@@ -164,3 +164,32 @@ def test_assay_results_join_the_table(tmp_path):
     assert [g["assay.relative_fitness"] for g in got] == [0.5, 1.5]
     assert table[0]["assay.relative_fitness"]["mean"] == 1.0 and table[0]["assay.gain_rate"]["mean"] == -1.0
     assert table[0]["assay.final_share"]["n"] == 0
+
+
+def test_an_interrupted_sweep_stops_its_runs(tmp_path, monkeypatch):
+    """Ctrl-C or SIGTERM in a local sweep: queued runs never start and running ones are stopped and
+    waited for, so nothing writes into the sweep folder afterwards (a resume runs them again)."""
+    runs = S.plan(["meadow"], [0, 1, 2, 3, 4], 10)
+    S.write_plan(tmp_path, runs, {"steps": 10, "assay": None})
+    started = []
+
+    def cmd(spec, run_dir):
+        started.append(spec.seed)
+        if spec.seed == 0:
+            return [sys.executable, "-c", f"import os; os.makedirs({str(run_dir)!r}); "
+                    f"open(os.path.join({str(run_dir)!r}, 'summary.json'), 'w').write('{{}}')"]
+        return [sys.executable, "-c", "import time; time.sleep(120)"]
+
+    def report(r):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(S, "command", cmd)
+    t0 = time.time()
+    with pytest.raises(KeyboardInterrupt):
+        S.run_local(runs, tmp_path, 2, None, report)
+    assert time.time() - t0 < 60
+    assert 0 in started and 1 in started and 4 not in started and len(started) <= 3
+    assert not S._CHILDREN
+    time.sleep(0.5)
+    assert len(started) <= 3  # no thread started another run after the interruption
+    assert S.finished(tmp_path / "runs" / "meadow-s0") and not (tmp_path / "runs" / "meadow-s4").exists()
