@@ -127,3 +127,13 @@ def test_modes_on_a_hand_made_tree(tmp_path):
     # one agent per persistent species: entropy log2(k) bits
     assert df.loc[9, "ecology"] == 0 and df.loc[15, "ecology"] == np.log2(3)
     assert df.attrs["persistence"] == 10
+
+
+def test_summary_reports_activity_against_the_shadow(tmp_path, capsys):
+    from alife.cli.main import main
+
+    path = neutral_lineage(tmp_path / "lineage.h5")
+    assert main(["lineage", str(path), "summary", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "near neutral" in out and "shadow population at the end 100 (run 100)" in out
+    assert "MODES (species, persistence filter 160 steps" in out
