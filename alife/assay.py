@@ -162,9 +162,9 @@ def pool_from_lineage(lin: Any, name: str | None = None, step: int | str = "firs
 
 def parse_pool(spec: str, plugins_note: str = "") -> Pool:
     """``NAME=PATH[@key=value,...]``: PATH a run folder, a checkpoint or a lineage file; keys
-    ``step`` (int, ``first``, ``last``, ``all``), ``species`` (ids joined by ``+``), ``strategy``.
-    A run folder without keys means its last checkpoint's living (else its lineage file's last
-    stored genomes); with keys, its lineage file."""
+    ``step`` (int, ``first``, ``last``, ``all``; default ``last``), ``species`` (ids joined by
+    ``+``), ``strategy``. A run folder without keys means its last checkpoint's living (else its
+    lineage file's last stored genomes); with keys, its lineage file."""
     name, eq, rest = spec.partition("=")
     if not eq or not name or not rest:
         raise UserError(f"--pool {spec!r}: expected NAME=PATH[@step=...,species=...,strategy=...]")
@@ -178,7 +178,7 @@ def parse_pool(spec: str, plugins_note: str = "") -> Pool:
     path = Path(path_s)
     if not path.exists():
         raise UserError(f"--pool {spec!r}: {path} does not exist")
-    step: int | str = opts.get("step", "first" if opts else "last")
+    step: int | str = opts.get("step", "last")
     if isinstance(step, str) and step not in ("first", "last", "all"):
         try:
             step = int(step)
@@ -337,7 +337,7 @@ def _install(sim: Any, pools: list[Pool], which: np.ndarray, rng: np.random.Gene
     sim.recount_species()
 
 
-def _groups(pools: list[Pool], which: np.ndarray, rng: np.random.Generator) -> tuple[int, np.random.Generator]:
+def _groups(pools: list[Pool], which: np.ndarray, rng: np.random.Generator) -> int:
     """Founder species the replicate needs, computed with a copy of the generator (the same draws
     :func:`_install` makes next)."""
     probe = np.random.default_rng()
@@ -348,7 +348,7 @@ def _groups(pools: list[Pool], which: np.ndarray, rng: np.random.Generator) -> t
         if m:
             pick = probe.choice(p.genomes.shape[0], size=m, replace=p.genomes.shape[0] < m)
             keys.update((j, int(s)) for s in np.unique(p.species[pick]))
-    return len(keys), rng
+    return len(keys)
 
 
 @dataclass
@@ -382,7 +382,7 @@ def run_replicate(pools: list[Pool], world: Any, seed: int, steps: int, every: i
     rng = np.random.default_rng(seed)
     sub = [pools[j] for j in which_pools]
     which = rng.permutation(np.arange(n) % len(sub))
-    k, _ = _groups(sub, which, rng)
+    k = _groups(sub, which, rng)
     ov = dict(overrides or {})
     ov.update({"world.initial_agents": n, "world.initial_species": k, "seed": int(seed)})
     extra: list[Any] = [PoolTracker(len(sub))]

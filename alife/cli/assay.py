@@ -24,7 +24,7 @@ def register(sub: Any) -> None:
                     "against its ancestors (the lineage file's roots).")
     p.add_argument("runs", nargs="*", metavar="RUN", help="run folders (one assay each without --pool)")
     p.add_argument("--pool", action="append", default=[], metavar="NAME=SOURCE",
-                   help="a pool: NAME=PATH[@step=N|first|last|all,species=A+B,strategy=NAME]; PATH a run folder "
+                   help="a pool: NAME=PATH[@step=N|first|last|all (default last),species=A+B,strategy=NAME]; PATH a run folder "
                         "(its last checkpoint, or with selectors its lineage file), a checkpoint or a "
                         "lineage.h5 (repeatable; the first is the reference unless --reference)")
     p.add_argument("--reference", help="the pool others are measured against (default: the first)")
