@@ -96,7 +96,8 @@ class Reproduction:
         sim = self.sim
         st = sim.world
         ix = _ix_numpy if sim._cpu else _ix_torch
-        parents, partners = sim.hooks.select_parents(sim, live, near, ready)
+        fitness = sim.fitness[live] if sim.mode == "task" else st.lifetime_energy[live].double()
+        parents, partners = sim.hooks.select_parents(sim, live, near, ready, fitness)
         if parents.numel() == 0:
             return
         self.check_parents(parents, partners)

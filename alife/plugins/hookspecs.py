@@ -216,7 +216,7 @@ def alife_learn(sim: Simulation, slots: torch.Tensor, observations: torch.Tensor
 
 @hookspec(firstresult=True)
 def alife_select_parents(sim: Simulation, slots: torch.Tensor, neighbours: torch.Tensor,
-                         ready: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+                         ready: torch.Tensor, fitness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Role ``selection``: choose who reproduces this step, and with whom.
 
     Fires in: world (every step; the engine takes ``child_energy + birth_cost`` from each first parent, so each must hold that much per child) and task (once per generation, with every genome, ``neighbours`` all -1 and ``ready`` all True; it must propose ``population - elite`` children).
@@ -227,6 +227,11 @@ def alife_select_parents(sim: Simulation, slots: torch.Tensor, neighbours: torch
     :param slots: ``[n]`` slots of the living agents.
     :param neighbours: ``[n]`` slot of each one's nearest agent within contact range, or -1.
     :param ready: ``[n]`` bool, the agent signalled readiness to mate this step.
+    :param fitness: ``[n]`` float64, each one's fitness as the mode knows it now: in the world the
+        energy it has gathered so far in its life (its final value is told at death through
+        ``alife_fitness``), on a task its training fitness (mean return over every episode it has
+        played). A selection rule reads it here, not from an attribute of ``sim``; an
+        implementation may leave the argument out of its signature.
     :return: ``(parents, partners)``: two ``[k]`` int64 tensors of slots, one entry per child to
         be made; ``partners`` is -1 where the child has a single parent. The engine checks the
         answer and refuses (a ``PluginError`` naming the plugin, the hook and the slot) parents

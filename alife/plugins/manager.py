@@ -512,8 +512,9 @@ class PluginManager:
         return bool(getattr(self._pm.hook, hookname).get_hookimpls())
 
     def select_parents(self, sim: Any, slots: torch.Tensor, neighbours: torch.Tensor,
-                       ready: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self._required("selection", sim=sim, slots=slots, neighbours=neighbours, ready=ready)
+                       ready: torch.Tensor, fitness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self._required("selection", sim=sim, slots=slots, neighbours=neighbours, ready=ready,
+                             fitness=fitness)
         if not (isinstance(out, tuple) and len(out) == 2 and all(_is_tensor(t) for t in out)
                 and out[0].dim() == 1 and out[0].shape == out[1].shape
                 and not out[0].is_floating_point() and not out[1].is_floating_point()):

@@ -7,7 +7,7 @@ Truncation selection with a uniform draw is the mutate-and-select model of
 ``../shared/seeds/natural-selection-and-gradient-descent.md``: in the small-mutation limit, a
 noisy step up the fitness gradient. Elites are kept by the runner, not here.
 
-It ranks by ``sim.fitness``, which only a generational run (``alife.generational``) has; in an
+It ranks by the ``fitness`` argument of ``alife_select_parents`` (the training fitness of a task run); in an
 ecology world it refuses to start with a message saying so.
 """
 
@@ -24,21 +24,19 @@ class Truncation(Strategy):
     modes = ("task",)  # it ranks by task fitness
 
     @hookimpl
-    def alife_select_parents(self, sim, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor):
-        return select_truncation(sim, slots)
+    def alife_select_parents(self, sim, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor,
+                             fitness: torch.Tensor):
+        return select_truncation(sim, slots, fitness)
 
 
 ALIFE_PLUGINS = [Truncation]
 
 
-def select_truncation(sim, slots: torch.Tensor):
-    fitness = getattr(sim, "fitness", None)
-    if fitness is None or getattr(sim.config, "task", None) is None:
-        raise RuntimeError("selection 'truncation' ranks genomes by task fitness; it runs only in "
-                           "a world with a [task] table (generational mode)")
+def select_truncation(sim, slots: torch.Tensor, fitness: torch.Tensor):
+    """The best ``task.parents`` of ``slots`` by ``fitness`` (aligned with ``slots``) as the pool."""
     task, g = sim.config.task, sim.generator
     k = int(sim.offspring_count)
-    order = torch.argsort(fitness[slots], descending=True, stable=True)
+    order = torch.argsort(fitness, descending=True, stable=True)
     pool = slots[order[: min(task.parents, slots.numel())]]
     m = pool.numel()
     first = torch.randint(m, (k,), generator=g, device=slots.device)

@@ -196,3 +196,22 @@ def test_the_same_plugin_runs_in_the_world_with_world_hooks():
     sim = Simulation(None, seed=1, plugins=[Regrow()], overrides={"world.width": 24, "world.height": 24,
                                                                   "world.initial_agents": 40})
     sim.run(3)
+
+
+def test_selection_receives_fitness_as_an_argument():
+    seen = []
+
+    class Sees(Strategy):
+        role, name, modes = "selection", "sees-fitness", ("task",)
+
+        @hookimpl
+        def alife_select_parents(self, sim, slots, neighbours, ready, fitness):
+            seen.append((fitness.clone(), sim.fitness[slots].clone()))
+            k = sim.offspring_count
+            best = slots[torch.argsort(fitness, descending=True)[:1]].repeat(k)
+            return best, torch.full_like(best, -1)
+
+    run_task([Sees()], **{"strategies.selection": "sees-fitness"})
+    assert len(seen) == 3
+    for got, want in seen:
+        assert got.dtype == torch.float64 and torch.equal(got, want)
