@@ -54,7 +54,8 @@ def register(sub: Any) -> None:
 def assay_command(args: argparse.Namespace) -> int:
     from alife import assay as A
     from alife import config as config_mod
-    from alife.plugins.manager import split_plugin_args
+    from alife.config import ConfigError
+    from alife.plugins.manager import PluginError, split_plugin_args
 
     if args.replicates < 1 or args.steps < 1 or (args.every is not None and args.every < 1):
         raise UserError("--replicates, --steps and --every must be >= 1")
@@ -98,10 +99,16 @@ def assay_command(args: argparse.Namespace) -> int:
             ref = names.index(args.reference)
         print(f"{label}: " + "; ".join(p.describe() for p in pools), flush=True)
         t0 = time.perf_counter()
-        res = A.assay(pools, world, replicates=args.replicates, steps=args.steps, every=args.every, seed=args.seed,
-                      mode=args.mode, foraging=args.foraging, reference=ref, agents=args.agents,
-                      overrides=overrides, modules=load, blocked=blocked, plugins_dirs=args.plugins_dir, device=args.device,
-                      label=label, progress=say)
+        try:
+            res = A.assay(pools, world, replicates=args.replicates, steps=args.steps, every=args.every,
+                          seed=args.seed, mode=args.mode, foraging=args.foraging, reference=ref, agents=args.agents,
+                          overrides=overrides, modules=load, blocked=blocked, plugins_dirs=args.plugins_dir,
+                          device=args.device, label=label, progress=say)
+        except (ConfigError, PluginError) as e:
+            if args.world is not None or args.modules or args.plugins_dir:
+                raise
+            raise UserError(f"{e}. A run folder's plugins are never loaded from it: give the run's world file "
+                            "with --world (it names its plugins), or the plugins with -p / --plugins-dir") from None
         stem = "assay" if len(jobs) == 1 else f"assay-{label}"
         paths = res.write(out, stem)
         print(f"{res.method()} ({time.perf_counter() - t0:.0f} s)")
