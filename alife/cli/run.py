@@ -182,15 +182,25 @@ def run_command(args: argparse.Namespace) -> int:
         args.steps = 2000
     overrides = parse_overrides(args.overrides)
     cfg = config_mod.load(args.world, overrides)
-    if cfg.task is not None:  # a [task] table: generational mode
-        from alife.generational.cli import run_task_command
-        return run_task_command(args, cfg, recorders=lambda run_dir: make_recorders(run_dir, args, cfg))
     seed = cfg.seed if args.seed is None else args.seed
     if seed < 0:
         raise ConfigError("--seed", "seed", f"expected a value >= 0, got {seed}")
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     run_dir = (out_path(args.out) if args.out
                else Path("replays") / f"{safe_name(cfg.name)}-s{seed}-{stamp}")
+    if cfg.task is not None:  # a [task] table: generational mode, in a run folder made the same way
+        from alife.generational.cli import run_task_command
+
+        with StopSignals():
+            existed = run_dir.is_dir()
+            lock = make_run_folder(run_dir, {"world.toml": cfg.text or ""})
+            try:
+                return run_task_command(args, cfg, seed=seed, run_dir=run_dir,
+                                        recorders=lambda d: make_recorders(d, args, cfg),
+                                        discard=lambda: _discard(run_dir, existed),
+                                        marked=lambda run, loop: run_marked(run_dir, run, loop))
+            finally:
+                lock.release()
     with StopSignals() as stop:
         existed = run_dir.is_dir()
         lock = make_run_folder(run_dir, {"world.toml": cfg.text or "",

@@ -10,12 +10,10 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from alife.config import ConfigError, WorldConfig
-from alife.errors import UserError
+from alife.config import WorldConfig
 
 
 def write_population(path: Path, run: Any) -> None:
@@ -31,31 +29,33 @@ def write_population(path: Path, run: Any) -> None:
         f.attrs["env_id"] = run.task.env_id
 
 
-def run_task_command(args: argparse.Namespace, cfg: WorldConfig, *,
-                     recorders: Callable[[Path], list[Any]]) -> int:
-    """A generational run into its run folder. ``recorders(run_dir)`` makes the run's recorders
-    (``alife run`` passes its command line's: the lineage recorder, a replay being for ecology
-    worlds only)."""
+def run_task_command(args: argparse.Namespace, cfg: WorldConfig, *, seed: int, run_dir: Path,
+                     recorders: Callable[[Path], list[Any]], discard: Callable[[], None],
+                     marked: Callable[[Any, Callable[[], dict[str, Any]]], dict[str, Any]]) -> int:
+    """A generational run into its run folder, which ``alife run`` has made (whole, and locked
+    for the run, as for a world). ``recorders(run_dir)`` makes the run's recorders (the lineage
+    recorder; a replay is for ecology worlds only); ``discard()`` removes the folder of a run that
+    never started; ``marked(run, loop)`` runs ``loop`` and writes ``summary.json`` when it ends,
+    or ``failed.json`` when it stops on an error."""
     from alife.generational.runner import TaskRun
     from alife.plugins.manager import split_plugin_args
     from alife.provenance import versions
 
-    seed = cfg.seed if args.seed is None else args.seed
-    if seed < 0:
-        raise ConfigError("--seed", "seed", f"expected a value >= 0, got {seed}")
-    stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(args.out) if args.out else Path("replays") / f"{cfg.name}-s{seed}-{stamp}"
-    if run_dir.exists() and any(run_dir.iterdir()):
-        raise UserError(f"run folder {str(run_dir)!r} already exists and is not empty; pick another --out")
-    run_dir.mkdir(parents=True, exist_ok=True)
     load, blocked = split_plugin_args(args.modules)
-    run = TaskRun(cfg, seed=seed, device=args.device, modules=load, blocked=blocked,
-                  plugins_dirs=args.plugins_dir, plugins=recorders(run_dir),
-                  run_dir=run_dir)
-    summary = run.run(progress=not args.no_progress)
-    write_population(run_dir / "population.h5", run)
-    summary.update(run_dir=str(run_dir), world_source=cfg.source, versions=versions())
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    try:  # a run that never started leaves no folder
+        run = TaskRun(cfg, seed=seed, device=args.device, modules=load, blocked=blocked,
+                      plugins_dirs=args.plugins_dir, plugins=recorders(run_dir), run_dir=run_dir)
+    except BaseException:
+        discard()
+        raise
+
+    def loop() -> dict[str, Any]:
+        summary = run.run(progress=not args.no_progress)
+        write_population(run_dir / "population.h5", run)
+        summary.update(versions=versions())
+        return summary
+
+    summary = marked(run, loop)
     print_task_summary(summary)
     return 0
 

@@ -72,3 +72,29 @@ def test_alife_run_refuses_a_space_it_cannot_drive_in_one_line(tmp_path, capsys)
     err = capsys.readouterr().err.strip()
     assert rc == 2
     assert "observation space Text(" in err and "cannot be driven" in err and "\n" not in err
+
+
+def test_task_run_folders_are_made_like_a_worlds(tmp_path, capsys):
+    """A task run that never starts leaves no folder; one that fails midway is marked failed;
+    one that ends has its summary and no failed.json (the same run folder rules as a world)."""
+    world = ROOT / "worlds" / "cartpole.toml"
+    quick = ["--no-progress", "--set", "task.generations=3", "--set", "task.heldout_episodes=3",
+             "--set", "task.stop_at_threshold=false"]
+    never = tmp_path / "never"
+    assert main(["run", str(world), "--out", str(never), *quick, "--set", "strategies.mutation=nope"]) == 2
+    assert not never.exists()
+
+    plug = tmp_path / "plugs"
+    plug.mkdir()
+    (plug / "breaks.py").write_text(
+        "from alife.plugins import hookimpl\n\n\n@hookimpl\ndef alife_step_end(sim, step):\n"
+        "    if step == 1:\n        raise RuntimeError('broken on purpose')\n")
+    failed = tmp_path / "failed"
+    assert main(["run", str(world), "--out", str(failed), *quick, "--plugins-dir", str(plug)]) == 2
+    record = json.loads((failed / "failed.json").read_text())
+    assert "broken on purpose" in record["error"] and not (failed / "summary.json").exists()
+
+    ok = tmp_path / "ok"
+    assert main(["run", str(world), "--out", str(ok), *quick]) == 0
+    assert (ok / "summary.json").exists() and (ok / "world.toml").exists() and not (ok / "failed.json").exists()
+    capsys.readouterr()
