@@ -97,11 +97,11 @@ def test_learned_crossover_gate_one_or_zero_gives_either_parent(sim):
 def test_learned_crossover_gates_are_per_tensor_and_read_both_parents(sim):
     c, lay = L.LayoutConsts(sim.layout, "cpu"), sim.layout
     a, b = rows(sim, 8, 10), rows(sim, 8, 11)
-    lay.view(a, L.GATE_W).normal_(0, 1.0)
+    lay.view(a, L.GATE_W).normal_(0, 1.0, generator=torch.Generator().manual_seed(12))
     noise = torch.zeros(8, c.n_tensors)
     g1 = L.crossover_gates(a, b, a, c, noise)
     g2 = L.crossover_gates(a, a + 3 * (b - a), a, c, noise)
-    assert g1.shape == (8, c.n_tensors) and (g1.std(1) > 0.01).all()  # a gate per tensor
+    assert g1.shape == (8, c.n_tensors) and (g1.amax(1) - g1.amin(1) > 0.02).all()  # a gate per tensor
     assert not torch.allclose(g1, g2)  # the second parent is an input
 
 
@@ -161,7 +161,7 @@ def test_metrics_on_known_cases(sim):
     assert torch.equal(M.fidelity(p[:, m0:m1], p[:, m0:m1]), torch.ones(4))
     torch.testing.assert_close(M.fidelity(p[:, m0:m1], 2 * p[:, m0:m1]), torch.full((4,), 2 / 3))
     assert torch.equal(M.fidelity(p[:, m0:m1], -p[:, m0:m1]), torch.zeros(4))
-    probes = torch.rand(16, lay["policy.w1"].shape[1]) * 2 - 1
+    probes = torch.rand(16, lay["policy.w1"].shape[1], generator=torch.Generator().manual_seed(13)) * 2 - 1
     changed, effect = M.policy_effect(p, p.clone(), lay, probes, tol=0.05)
     assert torch.equal(changed, torch.zeros(4)) and torch.equal(effect, torch.zeros(4))
     c = p.clone()
