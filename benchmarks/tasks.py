@@ -94,6 +94,8 @@ def mean_ci(values: list[float]) -> tuple[float, float]:
 def _fmt(m: float, lo: float, hi: float, scale: float = 1.0, digits: int = 0) -> str:
     def f(v: float) -> str:
         return ">budget" if math.isinf(v) else f"{v / scale:,.{digits}f}"
+    if math.isinf(m) and not (math.isfinite(lo) or math.isfinite(hi)):  # no run reached it
+        return ">budget"
     return f"{f(m)} [{f(lo)}, {f(hi)}]"
 
 
@@ -159,13 +161,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=str(ROOT / "docs" / "results.md"), help="markdown file, or - for stdout")
     p.add_argument("--json", default=str(ROOT / "benchmarks" / "tasks_results.json"), help="raw per-run results")
     args = p.parse_args(argv)
-    logging.getLogger("evotorch").setLevel(logging.WARNING)
     import torch
+
+    use_peers = not args.no_peers and peers.available()
+    if use_peers:
+        import evotorch  # noqa: F401  (importing it sets its loggers to INFO; quieten them after)
+
+        logging.getLogger("evotorch").setLevel(logging.WARNING)
 
     # both sides single-threaded: TaskRun.run() already is; tiny batched networks gain nothing
     # from intra-op threads, which only spin (see alife/generational/runner.py)
     torch.set_num_threads(1)
-    use_peers = not args.no_peers and peers.available()
     results: dict[str, list[dict[str, Any]]] = {}
     thresholds: dict[str, float] = {}
     t0 = time.perf_counter()
