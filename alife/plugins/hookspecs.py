@@ -88,7 +88,7 @@ def alife_genome_tensors(config: WorldConfig) -> list[GenomeTensor] | None:
 def alife_setup(sim: Simulation) -> None:
     """Register per-slot and per-species arrays, read parameters, allocate state.
 
-    Fires in: world (task mode calls it too, with its runner as ``sim``), once, after the world's
+    Fires in: world and task (with the task runner as ``sim``), once, after the world's
     arrays are allocated and before the initial agents are placed and ``alife_sim_start`` fires
     (so a resumed run's state is restored after this, over what was set up here). Register arrays
     with ``sim.arrays.add_slot(...)`` / ``sim.arrays.add_species(...)`` (see
@@ -295,7 +295,8 @@ def alife_speciate(sim: Simulation, genomes: torch.Tensor, parent_species: torch
                    step: int) -> torch.Tensor | None:
     """Role ``speciation``: the species of each child about to be born.
 
-    Fires in: world. Stops at first non-None result. The built-in ``kin-drift`` keeps a child in
+    Fires in: world and task, in the reproduction phase. Stops at first non-None result. The
+    built-in ``kin-drift`` keeps a child in
     its first parent's species unless its kin tag strays past ``mutation.species_threshold`` from
     the species' founder, when it founds a new one. A strategy founds species through
     ``sim.new_species(founder_tags, parent_species, step)``, which returns their ids, grows every
@@ -381,7 +382,8 @@ def alife_fitness(sim: Simulation, fitness: Fitness) -> None:
 def alife_species_born(sim: Simulation, species: np.ndarray, parents: np.ndarray, step: int) -> None:
     """Announce the species founded in this step.
 
-    Fires in: world, when the speciation role or a refill after the population's extinction founds
+    Fires in: world and task, when the speciation role (or, in the world, a refill after the
+    population's extinction) founds
     species (the initial population's species are in the table when ``alife_sim_start`` fires).
     Per-species arrays already have their rows.
 
@@ -396,7 +398,8 @@ def alife_species_born(sim: Simulation, species: np.ndarray, parents: np.ndarray
 def alife_species_extinct(sim: Simulation, species: np.ndarray, step: int) -> None:
     """Species whose last living member died in this step.
 
-    Fires in: world, at the end of the step (after births), before ``alife_step_end``. A species
+    Fires in: world and task, at the end of the step or generation (after births), before
+    ``alife_step_end``. A species
     refilled after an extinction of the whole population (``world.extinction = "reseed"``) may
     live again and die out again.
 
