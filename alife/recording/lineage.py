@@ -101,8 +101,8 @@ class LineageRecorder:
     # ------------------------------------------------------------------ hooks
     @alife.hookimpl
     def alife_sim_start(self, sim: Any) -> None:
-        if sim.resume_step is None:
-            self._create(sim)
+        if sim.resume_step is None or (sim.resume_step == 0 and not self.path.exists()):
+            self._create(sim)  # (a run killed before its lineage file existed restarts from step 0)
         else:
             self._resume(sim, int(sim.resume_step))
 

@@ -163,6 +163,8 @@ class ReplayRecorder:
         self._rmax = float(cfg.resource.max)
         self._names = sim_strategy_names(sim)
         resume = getattr(sim, "resume_step", None)
+        if resume == 0 and not self.path.exists():
+            resume = None  # a run killed before its replay file existed restarts from step 0: a new file
         if resume is None:
             self._create(sim)
             self.write(frame_from_sim(sim))

@@ -216,3 +216,16 @@ def test_disk_full_midway_is_one_line_and_keeps_the_last_checkpoint(tmp_path):
                        env=_env(), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert not (run / "failed.json").exists()
+
+
+def test_a_run_killed_before_its_record_files_existed_restarts_from_zero(tmp_path):
+    """The window the random start-up kills above can land in: the folder and run.json exist,
+    the replay and lineage files do not yet; --resume starts the run again from step 0."""
+    run = tmp_path / "run"
+    assert main(["run", "--no-progress", *SMALL_SET, "--steps", "5", "--out", str(run)]) == 0
+    for name in ("replay.h5", "lineage.h5", "summary.json"):
+        (run / name).unlink()
+    for cp in (run / "checkpoints").glob("*.h5"):
+        cp.unlink()
+    assert main(["run", "--no-progress", "--resume", str(run), "--steps", "5"]) == 0
+    assert (run / "replay.h5").exists() and (run / "lineage.h5").exists() and (run / "summary.json").exists()
