@@ -236,16 +236,18 @@ class Reproduction:
                          parents: torch.Tensor | np.ndarray, partners: torch.Tensor | np.ndarray,
                          species: torch.Tensor | np.ndarray) -> None:
         """After the children are placed: their plugin arrays and strategies, species counts,
-        counters, and the ``alife_agents_born`` event."""
+        counters, and the ``alife_agents_born`` event. (Numpy on the CPU: at a few hundred agents
+        a step's fixed cost is a handful of these calls.)"""
         sim = self.sim
         st = sim.world
-        t = (lambda x: torch.as_tensor(x, device=sim.device))  # noqa: E731
-        free_t, par_t, prt_t = t(free), t(parents), t(partners)
-        free = free_t.cpu().numpy()
-        species = species.cpu().numpy() if isinstance(species, torch.Tensor) else species
+        npy = (lambda x: x.cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x))  # noqa: E731
+        free, par, prt, species = npy(free), npy(parents), npy(partners), npy(species)
         k = free.shape[0]
-        if len(sim.arrays):
-            sim.arrays.births(free_t, par_t, prt_t)
+        if len(sim.arrays) or sim.mixed_role is not None or not sim._cpu:
+            t = (lambda x: torch.as_tensor(x, device=sim.device))  # noqa: E731
+            free_t, par_t, prt_t = t(free), t(par), t(prt)
+            if len(sim.arrays):
+                sim.arrays.births(free_t, par_t, prt_t)
         codes = None
         if sim.mixed_role is not None:
             codes_t = st.strategy[par_t]
@@ -264,14 +266,14 @@ class Reproduction:
         parent_ids = st.np.parents[free] if sim._cpu else st.parents[free_t].cpu().numpy()
         st.next_id += k
         st.hw = max(st.hw, int(free[-1]) + 1)
-        sim.stats["births"] = k
-        sim.totals["births"] += k
-        two_parent = int((prt_t >= 0).sum())
-        sim.stats["births_two_parents"] = two_parent
-        sim.totals["births_two_parents"] += two_parent
+        two_parent = int(np.count_nonzero(prt >= 0))
+        stats, totals = sim.stats, sim.totals
+        stats["births"], stats["births_two_parents"] = k, two_parent
+        totals["births"] += k
+        totals["births_two_parents"] += two_parent
         births = Births(step, np.arange(first_id, first_id + k), free, parent_ids, species,
                         sim.hooks.chosen["reproduction"], codes, sim.strategy_names if codes is not None else (),
-                        np.stack([par_t.cpu().numpy(), prt_t.cpu().numpy()], axis=1))
+                        np.stack([par, prt], axis=1))
         sim.last_births = births
         sim.hooks.agents_born(sim, births)
 
