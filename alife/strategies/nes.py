@@ -194,10 +194,13 @@ class NES(Strategy):
                 f[rows] = nes_core.maxent(b[rows]).double()
         p = self.params
         mean, sigma = sim.arrays["nes.mean"], sim.arrays["nes.sigma"]
-        new_mean, new_sigma = nes_core.tell_grouped(mean, sigma, sp, z, f, p.lr_mean, self.lr_sigma,
-                                                    p.sigma_min, p.sigma_max)
         d = due.nonzero().squeeze(1)
-        mean[d], sigma[d] = new_mean[d], new_sigma[d]
+        # only the species due: their rows, renumbered 0..len(d)-1 (thousands of species may wait)
+        local = torch.full((n_sp,), -1, dtype=torch.int64, device=sp.device)
+        local[d] = torch.arange(d.numel(), device=sp.device)
+        new_mean, new_sigma = nes_core.tell_grouped(mean[d], sigma[d], local[sp], z, f, p.lr_mean,
+                                                    self.lr_sigma, p.sigma_min, p.sigma_max)
+        mean[d], sigma[d] = new_mean, new_sigma
         self.used[take] = False
         self.updates += int(d.numel())
 

@@ -62,6 +62,8 @@ class PluginArrays:
         self.device = device
         self.specs: dict[str, ArraySpec] = {}
         self._t: dict[str, torch.Tensor] = {}
+        #: the storage behind each per-species array (rows to spare; ``_t`` views its first rows)
+        self._store: dict[str, torch.Tensor] = {}
         self.n_species = 0
         self._owner = "?"
 
@@ -142,20 +144,29 @@ class PluginArrays:
 
     def new_species(self, parents: torch.Tensor, total: int) -> None:
         """Grow every per-species array to ``total`` rows; the new rows' parent species are
-        ``parents`` (-1: a founder)."""
+        ``parents`` (-1: a founder). Storage doubles when it runs out, so founding species one at
+        a time costs amortised O(1) rows each, not a copy of the whole array each time;
+        ``self[name]`` is always a view of exactly ``n_species`` rows."""
         m = total - self.n_species
         if m <= 0:
             return
+        n0 = self.n_species
         for name, spec in self.specs.items():
             if spec.kind != "species":
                 continue
             t = self._t[name]
-            rows = torch.full((m, *spec.shape), spec.fill, dtype=spec.dtype, device=self.device)
+            buf = self._store.get(name)
+            if buf is None or buf.shape[0] < total:
+                buf = torch.empty((max(total, 2 * n0, 16), *spec.shape), dtype=spec.dtype, device=self.device)
+                buf[:n0] = t
+                self._store[name] = buf
+            rows = buf[n0:total]
+            rows.fill_(spec.fill)
             if spec.inherit == "parent":
                 has = parents >= 0
                 if bool(has.any()):
-                    rows[has] = t[parents[has]]
-            self._t[name] = torch.cat([t, rows])
+                    rows[has] = buf[parents[has]]
+            self._t[name] = buf[:total]
         self.n_species = total
 
     # ------------------------------------------------------------------ checkpoints
@@ -193,3 +204,4 @@ class PluginArrays:
                 raise ValueError(f"plugin array {name!r} has {a.dtype} {list(a.shape)}, expected "
                                  f"{dtype_name(spec.dtype)} {[rows, *spec.shape]}")
             self._t[name] = torch.from_numpy(np.ascontiguousarray(a)).to(self.device).clone()
+            self._store.pop(name, None)  # the next species grows a fresh store
