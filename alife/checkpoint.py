@@ -133,7 +133,7 @@ def save_checkpoint(sim: Simulation, path: str | Path, run: dict[str, Any] | Non
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return path
 
 
@@ -208,7 +208,8 @@ def _write_state(g: Any, plugin: str, state: Any) -> None:
                         f"JSON ({e}); no pickles are written") from None
 
 
-def _fsync_dir(d: Path) -> None:
+def fsync_dir(d: Path) -> None:
+    """Flush a folder's entries (a rename into it) to disk; quiet where the system cannot."""
     try:
         fd = os.open(d, os.O_RDONLY)
     except OSError:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from alife.checkpoint import fsync_dir
 from alife.config import ConfigError, parse_override
 from alife.errors import UserError
 from alife.plugins.manager import PluginError, PluginManager, split_plugin_args
@@ -354,7 +355,7 @@ def make_run_folder(run_dir: Path, files: dict[str, str]) -> RunLock:
         for name, text in files.items():
             _write_synced(tmp / name, text)
         os.rename(tmp, run_dir)
-        _fsync_dir(parent)
+        fsync_dir(parent)
     except BaseException as e:
         lock.release()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -371,19 +372,6 @@ def _write_synced(path: Path, text: str) -> None:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
-
-
-def _fsync_dir(d: Path) -> None:
-    try:
-        fd = os.open(d, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _discard(run_dir: Path, existed: bool) -> None:
