@@ -86,7 +86,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(argv)
     except KeyboardInterrupt as e:  # start-up, or a command without its own handling
-        return _interrupted(e)
+        code = _interrupted(e)
+        if argv is None:
+            # the command line's own process, its files closed: end with exactly 130 or 143, not
+            # whatever an interrupted interpreter's clean-up would report
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+        return code
     except _WriteFailed as e:
         print(f"alife: error: {e}", file=sys.stderr)
         if argv is None:
