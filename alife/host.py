@@ -122,7 +122,8 @@ class Host:
         ids = st.add_species(founder_tags, parent_species, step)
         total = int(st.species_origin.shape[0])
         self.arrays.new_species(parent_species, total)
-        self._species_live = np.concatenate([self._species_live, np.zeros(total - self._species_live.shape[0], np.int64)])
+        if self._species_extinct:
+            self._species_live = np.concatenate([self._species_live, np.zeros(total - self._species_live.shape[0], np.int64)])
         if self._species_born:
             self.hooks.species_born(self, ids.cpu().numpy(), parent_species.cpu().numpy(), step)
         return ids
@@ -169,8 +170,9 @@ class Host:
     def _forget_species_members(self, species: np.ndarray) -> None:
         """Members of ``species`` (one entry per dead agent) died: count them out, and remember
         which species to check for extinction at the end of the step."""
-        np.subtract.at(self._species_live, species, 1)
-        self._dead_species = np.unique(species)
+        if self._species_extinct:  # the counts serve the extinction event alone
+            np.subtract.at(self._species_live, species, 1)
+            self._dead_species = np.unique(species)
 
     def _announce_extinct_species(self, step: int) -> None:
         dead_sp, self._dead_species = self._dead_species, None

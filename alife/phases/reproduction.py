@@ -262,7 +262,8 @@ class Reproduction:
             st.strategy[free_t] = 0
         else:
             st.np.strategy[free] = 0
-        np.add.at(sim._species_live, species, 1)
+        if sim._species_extinct:  # living counts per species serve the extinction event alone
+            np.add.at(sim._species_live, species, 1)
         parent_ids = st.np.parents[free] if sim._cpu else st.parents[free_t].cpu().numpy()
         st.next_id += k
         st.hw = max(st.hw, int(free[-1]) + 1)
