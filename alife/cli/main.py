@@ -64,27 +64,43 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-class _Terminated(KeyboardInterrupt):
-    """SIGTERM before a command installs its own handling (start-up: imports, parsing)."""
+#: signals that came after start-up, before a command took over its own handling (an ``alife
+#: run`` reads them when its handling starts): a signal whose exception Python swallowed (one
+#: that lands in a weakref callback or ``__del__``) is still acted on
+pending_signals: list[int] = []
 
-    signum = signal.SIGTERM
+
+class _Signalled(KeyboardInterrupt):
+    """SIGINT or SIGTERM after the imports, before a command installs its own handling."""
+
+    #: recorded in :data:`pending_signals`: acted on even where this exception is swallowed
+    recorded = True
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
 
 
-def _terminate(signum: int, frame: object) -> None:
-    raise _Terminated()
+def _signalled(signum: int, frame: object) -> None:
+    if signum not in pending_signals:
+        pending_signals.append(signum)
+    raise _Signalled(signum)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Ctrl-C (SIGINT) exits 130 and SIGTERM 143, at any moment, start-up
     included: ``alife run`` stops after the step it is in and saves a checkpoint first."""
-    old = None
+    old: dict[int, Any] = {}
+    pending_signals.clear()
     if threading.current_thread() is threading.main_thread():
-        if signal.getsignal(signal.SIGINT) is _interrupted_while_starting:
-            signal.signal(signal.SIGINT, signal.default_int_handler)  # imports done: KeyboardInterrupt again
-        old = signal.signal(signal.SIGTERM, _terminate)
+        for s in (signal.SIGINT, signal.SIGTERM):  # imports done: an exception again, not os._exit
+            old[s] = signal.signal(s, _signalled)
     hook, sys.unraisablehook = sys.unraisablehook, _quiet_unraisable
     try:
-        return _main(argv)
+        code = _main(argv)
+        if pending_signals:  # swallowed where it landed, and the command ended without noticing
+            raise _Signalled(pending_signals[0])
+        return code
     except KeyboardInterrupt as e:  # start-up, or a command without its own handling
         code = _interrupted(e)
         if argv is None:
@@ -105,8 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         sys.unraisablehook = hook
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
+        pending_signals.clear()
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 class _WriteFailed(Exception):
@@ -115,7 +132,11 @@ class _WriteFailed(Exception):
 
 def _quiet_unraisable(u: Any) -> None:
     """h5py objects freed after a failed write report the same failure again while being freed;
-    the error that stopped the command is reported once, in one line."""
+    the error that stopped the command is reported once, in one line. An interrupt raised inside
+    a callback Python cannot raise from (a weakref callback, ``__del__``) is dropped there without
+    a traceback: the run recorded the signal and stops on it after its next step."""
+    if isinstance(u.exc_value, KeyboardInterrupt) and getattr(u.exc_value, "recorded", False):
+        return
     if _env_errno(u.exc_value) is not None and "h5py" in repr(u.object) + str(getattr(u, "err_msg", "")):
         return
     sys.__unraisablehook__(u)

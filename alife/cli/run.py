@@ -412,7 +412,14 @@ def run_marked(run_dir: Path, sim: Any, loop: Callable[[], dict[str, Any]]) -> d
 
 # ---------------------------------------------------------------------------------------- signals
 class Interrupted(KeyboardInterrupt):
-    """SIGINT or SIGTERM stopped the run (``signum``); ``alife`` exits 128 + signum."""
+    """SIGINT or SIGTERM stopped the run (``signum``); ``alife`` exits 128 + signum.
+
+    The signal is recorded (:class:`StopSignals` keeps ``signum``) before this is raised, so where
+    Python swallows it (a signal that lands inside a weakref callback or a ``__del__``), the run
+    still stops after its next step: the command line then keeps the swallowed one quiet."""
+
+    #: the run stops on this signal even if this exception is swallowed
+    recorded = True
 
     def __init__(self, signum: int):
         super().__init__(signal.Signals(signum).name)
@@ -435,6 +442,11 @@ class StopSignals:
         if threading.current_thread() is threading.main_thread():
             for s in (signal.SIGINT, signal.SIGTERM):
                 self._old[s] = signal.signal(s, self._handle)
+        from alife.cli.main import pending_signals
+        if pending_signals:  # one came before this handling, and its exception was swallowed
+            self.__exit__()
+            self.signum = pending_signals[0]
+            raise Interrupted(self.signum)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:

@@ -210,16 +210,20 @@ class LineageRecorder:
         return self.path.with_name(self.path.name + ".tmp")
 
     def _install_tmp(self) -> None:
-        """Rename the finished ``lineage.h5.tmp`` over the file and open it for appending."""
+        """Open the finished ``lineage.h5.tmp`` for appending, then rename it over the file.
+
+        In that order: between opening a file for writing and switching it to SWMR mode, HDF5
+        marks it "open for write", a state no reader can open (SWMR readers need "open for SWMR
+        writing"). A kill in that moment must hit the temporary file, never ``lineage.h5``."""
+        self._open_swmr(self._tmp)
         os.replace(self._tmp, self.path)
         self._compact_size = self.path.stat().st_size
-        self._open_swmr()
 
-    def _open_swmr(self) -> None:
+    def _open_swmr(self, path: Path) -> None:
         # without HDF5 file locking: a reader holding the file (an `alife lineage` in a loop, the
         # viewer, h5py with its default locks) must never make the run fail; readers are safe
         # without the lock (SWMR, and a compacted copy only ever replaces the file by rename)
-        self._f = h5py.File(self.path, "r+", libver="latest", locking=False)
+        self._f = h5py.File(path, "r+", libver="latest", locking=False)
         self._f.swmr_mode = True
         self._cols = schema.columns(int(self._f.attrs["genome_size"]))
         self._buf = {c.path: [] for c in self._cols}

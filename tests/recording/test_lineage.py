@@ -95,6 +95,45 @@ def test_compaction_keeps_every_record_and_the_file_tight(tmp_path, monkeypatch)
     assert len(alife.lineage.open(tmp_path / "tight.h5").ids) == len(a["births/id"])
 
 
+KILL_BEFORE_SWMR = """
+import os, sys, h5py
+import alife
+import alife.recording.lineage as writer
+from alife.recording.lineage import LineageRecorder
+writer.COMPACT_MIN_BYTES = 16 << 10
+opened = []
+real = h5py.File.__init__
+def init(self, name, mode="r", *a, **k):
+    real(self, name, mode, *a, **k)
+    if mode == "r+" and k.get("locking") is False:  # the writer opening a version for appending
+        opened.append(name)
+        if len(opened) == int(sys.argv[2]):  # killed between opening for write and SWMR mode
+            os._exit(9)
+h5py.File.__init__ = init
+with alife.Simulation(overrides=eval(sys.argv[3]), seed=9,
+                      plugins=[LineageRecorder(sys.argv[1], commit_every=1, genomes="births")]) as sim:
+    sim.run(150)
+"""
+
+
+@pytest.mark.parametrize("nth", [1, 3])
+def test_a_kill_while_the_file_is_reopened_for_appending_leaves_it_readable(tmp_path, nth):
+    """HDF5 marks a file "open for write" from its opening until SWMR mode is switched on; no
+    reader can open a file killed in that state. The writer reopens the new version under its
+    temporary name, so ``lineage.h5`` is never in it: a kill there leaves the previous version
+    (the first creation: no file at all)."""
+    path = tmp_path / "lineage.h5"
+    proc = subprocess.run([sys.executable, "-c", KILL_BEFORE_SWMR, str(path), str(nth), repr(SMALL)],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 9, proc.stderr[-2000:]
+    if nth == 1:  # killed while the file was first created
+        assert not path.exists()
+        return
+    lin = alife.lineage.open(path)  # the version before the compaction that was cut short
+    assert lin.ids[:SMALL["world.initial_agents"]].tolist() == list(range(SMALL["world.initial_agents"]))
+    assert lin.last_step > 0
+
+
 @pytest.mark.parametrize("spec, expect", [("none", ("none", 0)), ("births", ("births", 1)),
                                           ("births:5", ("births", 5)), ("survivors:100", ("survivors", 100))])
 def test_genome_cadence(spec, expect):
