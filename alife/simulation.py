@@ -286,8 +286,11 @@ class Simulation(Host):
                 act = mlp_forward(st.genomes[:n], self.layout, "policy", obs)
         else:
             act = actions[:n].to(self.device, torch.float32)
-        if self._after_act:
-            self.hooks.after_act(self, alive.nonzero().squeeze(1), act)
+        if self._after_act:  # the acting agents' rows, one per slot; written back after the hook
+            acting = alive.nonzero().squeeze(1)
+            rows = act[acting]
+            self.hooks.after_act(self, acting, rows)
+            act[acting] = rows
         energy_before = st.energy[:n].clone() if self._learn else None
 
         # physics: clean the actions, turn and move, eat

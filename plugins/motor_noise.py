@@ -6,6 +6,10 @@ noise is drawn from ``sim.generator``, so a seed still reproduces a run. Noisy a
 policies that are robust to it, a standard way to keep evolved controllers from exploiting exact
 dynamics (Jakobi, "Evolutionary robotics and the radical envelope-of-noise hypothesis", 1997).
 
+The same file runs on a gymnasium task (``alife run worlds/cartpole.toml -p plugins/motor_noise.py``):
+there the hook sees the policy's outputs before they become the task's action, and the noise goes
+on the first two of them (the logits of CartPole's two actions, say). No branch on the mode.
+
 Settings, in the world file::
 
     [plugin.motor_noise]
@@ -48,5 +52,6 @@ def alife_after_act(sim: Any, slots: torch.Tensor, actions: torch.Tensor) -> Non
     sigma = sigma_of(sim)
     if sigma == 0.0 or slots.numel() == 0:
         return
-    noise = torch.randn(slots.numel(), MOTOR_COLUMNS, generator=sim.generator, device=actions.device)
-    actions[slots, :MOTOR_COLUMNS] += sigma * noise
+    cols = min(MOTOR_COLUMNS, actions.shape[1])  # on a task: the first policy outputs
+    noise = torch.randn(slots.numel(), cols, generator=sim.generator, device=actions.device)
+    actions[:, :cols] += sigma * noise

@@ -64,7 +64,7 @@ def test_non_finite_energy_and_brain_output_die_invalid():
         @alife.hookimpl
         def alife_after_act(self, sim, slots, actions):
             if sim.step_count == 2:
-                actions[slots[:2], 1] = float("nan")
+                actions[:2, 1] = float("nan")
 
         @alife.hookimpl
         def alife_step_start(self, sim, step):

@@ -22,6 +22,7 @@ the held-out score is never seen by selection.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -74,6 +75,16 @@ def time_limit(env: Any) -> int | None:
     return None
 
 
+#: ``after_act(rows, outputs)``: the rows still playing and their policy outputs, once per env step
+AfterAct = Callable[[np.ndarray, torch.Tensor], None]
+
+
+def _edit(after_act: AfterAct | None, active: np.ndarray) -> Callable[[torch.Tensor], None] | None:
+    if after_act is None:
+        return None
+    return lambda y: after_act(active, y)
+
+
 class EpisodePool:
     """Environments for one task, grown on demand, and the batched episode loop over them.
 
@@ -107,10 +118,13 @@ class EpisodePool:
             self.envs.append(make_env(self.env_id, self.max_episode_steps, self.source))
 
     def play(self, genomes: torch.Tensor | np.ndarray, layout: Layout | list[dict], seeds: np.ndarray,
-             mapping: str = "tanh") -> tuple[np.ndarray, int]:
+             mapping: str = "tanh", after_act: AfterAct | None = None) -> tuple[np.ndarray, int]:
         """Play one episode per row of ``genomes`` (``[B, size]`` floats) from ``seeds`` (``[B]``).
 
-        Returns the ``[B]`` undiscounted returns (float64) and the number of environment steps taken.
+        ``after_act(rows, outputs)``, if given, is called once per environment step with the rows
+        still playing (``[n]`` int64) and their policy outputs (``[n, outputs]``, editable in place;
+        see :func:`alife.generational.policy.act`). Returns the ``[B]`` undiscounted returns
+        (float64) and the number of environment steps taken.
         """
         if isinstance(genomes, np.ndarray):
             genomes = torch.from_numpy(np.ascontiguousarray(genomes, dtype=np.float32))
@@ -119,7 +133,7 @@ class EpisodePool:
         self._grow(b)
         envs = self.envs[:b]
         if self.batched is not None:
-            return self._play_batched(genomes, layout, envs, seeds, mapping)
+            return self._play_batched(genomes, layout, envs, seeds, mapping, after_act)
         obs = self.encode([env.reset(seed=int(s))[0] for env, s in zip(envs, seeds, strict=True)])
         returns = np.zeros(b, dtype=np.float64)
         active = np.arange(b)
@@ -127,7 +141,7 @@ class EpisodePool:
         while active.size:
             idx = torch.from_numpy(active).to(genomes.device)
             x = torch.from_numpy(obs[active]).to(genomes.device)
-            actions = act(genomes.index_select(0, idx), layout, self.spec, x, mapping)
+            actions = act(genomes.index_select(0, idx), layout, self.spec, x, mapping, _edit(after_act, active))
             keep = np.ones(active.size, dtype=bool)
             new = []
             for j, i in enumerate(active):
@@ -141,7 +155,7 @@ class EpisodePool:
         return returns, steps
 
     def _play_batched(self, genomes: torch.Tensor, layout: Any, envs: list[Any], seeds: np.ndarray,
-                      mapping: str) -> tuple[np.ndarray, int]:
+                      mapping: str, after_act: AfterAct | None) -> tuple[np.ndarray, int]:
         b = genomes.shape[0]
         obs = self.encode.stacked(self.batched.reset(envs, seeds))
         returns = np.zeros(b, dtype=np.float64)
@@ -151,7 +165,7 @@ class EpisodePool:
         while active.size:
             idx = torch.from_numpy(active).to(genomes.device)
             x = torch.from_numpy(obs[active]).to(genomes.device)
-            actions = act(genomes.index_select(0, idx), layout, self.spec, x, mapping)
+            actions = act(genomes.index_select(0, idx), layout, self.spec, x, mapping, _edit(after_act, active))
             o, r, terminated = self.batched.step(active, actions)
             returns[active] += r
             obs[active] = self.encode.stacked(o)

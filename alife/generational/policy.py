@@ -25,7 +25,7 @@ genome = policy + mutator + compatibility net, CNN policies for pixel tasks).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -242,14 +242,21 @@ def _part_argmax(y: torch.Tensor, nvec: np.ndarray) -> torch.Tensor:
 
 
 def act(genomes: torch.Tensor, layout: Layout, spec: PolicySpec, obs: torch.Tensor,
-        mapping: str = "tanh") -> np.ndarray:
+        mapping: str = "tanh", edit: Callable[[torch.Tensor], None] | None = None) -> np.ndarray:
     """One forward pass for every row: ``[B]`` ints (Discrete), ``[B, *shape]`` ints
-    (MultiDiscrete, MultiBinary) or floats (Box)."""
+    (MultiDiscrete, MultiBinary) or floats (Box).
+
+    ``edit`` (``alife_after_act`` on a task) sees the policy's ``[B, outputs]`` outputs before
+    they become actions, and may change them in place: logits for discrete parts, and for a
+    ``Box`` the tanh outputs (clamped to [-1, 1] after the edit, as the world clamps its motor
+    outputs) or, with ``mapping = "clip"``, the linear outputs (clipped to the bounds after)."""
     b = obs.shape[0]
     with torch.no_grad():
         x = features(genomes, layout, spec, obs)
         if spec.action != "box":
             y = mlp_forward(genomes, layout, "policy", x, out_act="linear")
+            if edit is not None:
+                edit(y)
             if spec.action == "discrete":
                 return y.argmax(1).cpu().numpy() + spec.start[0]
             if spec.action == "multi-binary":
@@ -257,6 +264,10 @@ def act(genomes: torch.Tensor, layout: Layout, spec: PolicySpec, obs: torch.Tens
             a = _part_argmax(y, spec.nvec).cpu().numpy() + spec.start
             return a.reshape((b,) + spec.act_shape)
         y = mlp_forward(genomes, layout, "policy", x, out_act="tanh" if mapping == "tanh" else "linear")
+        if edit is not None:
+            edit(y)
+            if mapping == "tanh":
+                y = y.clamp(-1.0, 1.0)
         y = y.cpu().numpy()
     if mapping == "tanh":
         a = spec.low + (y + 1.0) * 0.5 * (spec.high - spec.low)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+import warnings
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,10 @@ class TaskRun(Host):
         st.hw, st.next_id = n, n
         self.offspring_count = n - task.elite
         self._learn = self.hooks.has_impls("alife_learn")
+        self._after_act = self.hooks.has_impls("alife_after_act")
+        if self._after_act and task.workers > 1:
+            warnings.warn("a plugin implements alife_after_act, which runs in this process only: training "
+                          "episodes are played here, not in the task.workers helpers", stacklevel=2)
         #: training fitness the selection role ranks by: each genome's mean return over every
         #: training episode it has played (elites accumulate episodes across generations)
         self.fitness = torch.zeros(n, dtype=torch.float64, device=dev)
@@ -138,12 +143,25 @@ class TaskRun(Host):
     def step_count(self) -> int:
         return self.generation
 
-    def evaluate(self, genomes: torch.Tensor, seeds: np.ndarray) -> tuple[np.ndarray, int]:
-        """``[N, len(seeds)]`` returns of every genome on every seed, and the env steps taken."""
+    def evaluate(self, genomes: torch.Tensor, seeds: np.ndarray,
+                 slots: torch.Tensor | None = None) -> tuple[np.ndarray, int]:
+        """``[N, len(seeds)]`` returns of every genome on every seed, and the env steps taken.
+        With ``slots`` (the genomes' slots: training episodes), ``alife_after_act`` fires each env
+        step; held-out episodes score the genome alone and fire no hook."""
         n, e = genomes.shape[0], len(seeds)
         rows = genomes.repeat_interleave(e, dim=0)
-        returns, steps = self.pool.play(rows, self.layout, np.tile(seeds, n), self.task.action_mapping)
+        after = None if slots is None else self._after_act_of(slots.repeat_interleave(e))
+        returns, steps = self.pool.play(rows, self.layout, np.tile(seeds, n), self.task.action_mapping, after)
         return returns.reshape(n, e), steps
+
+    def _after_act_of(self, owner: torch.Tensor) -> Any:
+        """``alife_after_act`` for episodes whose row ``b`` is played by the genome in slot
+        ``owner[b]``: each env step, the playing rows' slots (one entry per episode: a genome
+        playing several episodes at once appears once per episode) and their policy outputs."""
+        if not self._after_act:
+            return None
+        return lambda active, outputs: self.hooks.after_act(self, owner[torch.from_numpy(active).to(owner.device)],
+                                                            outputs)
 
     def best_index(self) -> int:
         """Row of the best genome by training fitness (its mean over all its training episodes)."""
@@ -170,7 +188,7 @@ class TaskRun(Host):
         """Play this generation's training episodes and update fitness; returns its history row."""
         t0, wall0 = time.perf_counter(), self.train_wall
         seeds = self._fixed_seeds if self._fixed_seeds is not None else training_seeds(self.rng, self.task.episodes)
-        returns, steps = self.evaluate(self.world.genomes, seeds)
+        returns, steps = self.evaluate(self.world.genomes, seeds, torch.arange(self.population, device=self.device))
         self.env_steps += steps
         self._ret_sum += returns.sum(1)
         self._ret_n += returns.shape[1]
@@ -219,7 +237,8 @@ class TaskRun(Host):
             if chunk:
                 need = min(need, chunk)
             returns, steps = self.pool.play(self.world.genomes[b:b + 1].expand(need, -1),
-                                            self.layout, training_seeds(self.rng, need), self.task.action_mapping)
+                                            self.layout, training_seeds(self.rng, need), self.task.action_mapping,
+                                            self._after_act_of(torch.full((need,), b, device=self.device)))
             self.env_steps += steps
             self.confirm_env_steps += steps
             self._ret_sum[b] += returns.sum()

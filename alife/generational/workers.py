@@ -44,7 +44,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from alife.generational.episodes import EpisodePool
+from alife.generational.episodes import AfterAct, EpisodePool
 from alife.generational.policy import PolicySpec
 from alife.genome import Layout
 
@@ -57,7 +57,7 @@ class Evaluator(Protocol):
     limit: int | None
 
     def play(self, genomes: torch.Tensor | np.ndarray, layout: Layout | list[dict], seeds: np.ndarray,
-             mapping: str = "tanh") -> tuple[np.ndarray, int]: ...
+             mapping: str = "tanh", after_act: AfterAct | None = None) -> tuple[np.ndarray, int]: ...
 
     def close(self) -> None: ...
 
@@ -112,11 +112,13 @@ class ProcessPool:
         self.executor = ProcessPoolExecutor(workers - 1, mp_context=ctx, initializer=_init_helper)
 
     def play(self, genomes: torch.Tensor | np.ndarray, layout: Layout | list[dict], seeds: np.ndarray,
-             mapping: str = "tanh") -> tuple[np.ndarray, int]:
+             mapping: str = "tanh", after_act: AfterAct | None = None) -> tuple[np.ndarray, int]:
         b, w = genomes.shape[0], self.workers
         seeds = np.asarray(seeds)
-        if b < 2 * w:  # too few episodes to be worth the round trip
-            return self.local.play(genomes, layout, seeds, mapping)
+        # too few episodes to be worth the round trip; or a plugin's alife_after_act, which runs in
+        # this process only (helpers run no plugins): the same returns, played here
+        if b < 2 * w or after_act is not None:
+            return self.local.play(genomes, layout, seeds, mapping, after_act)
         parts = [np.arange(i, b, w) for i in range(w)]
         rows = genomes.detach().cpu().numpy() if isinstance(genomes, torch.Tensor) else np.asarray(genomes)
         futures = [self.executor.submit(play_job, self.task, job(rows[idx], layout, seeds[idx], mapping))

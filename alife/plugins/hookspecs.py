@@ -40,7 +40,6 @@ MODES = ("world", "task")
 #: hooks that fire in some modes only (every other hook fires in both); a plugin implementing one
 #: in a mode that never fires it is refused at start, naming plugin, hook and mode
 HOOK_MODES: dict[str, tuple[str, ...]] = {
-    "alife_after_act": ("world",),
     "alife_interact": ("world",),
     "alife_resource_regrowth": ("world",),
 }
@@ -178,14 +177,21 @@ def alife_resource_regrowth(sim: Simulation, step: int) -> float | torch.Tensor 
 def alife_after_act(sim: Simulation, slots: torch.Tensor, actions: torch.Tensor) -> None:
     """Called after the brains (or a PettingZoo caller) chose this step's actions.
 
-    Fires in: world, once per step after the act phase (not yet in task runs: a task plugin implementing it is refused at start).
+    Fires in: world (once per step, after the act phase) and task (once per environment step of
+    the training episodes, every episode still playing at once; not in held-out episodes, which
+    score the genome alone).
 
     :param sim: the simulation.
-    :param slots: ``[n]`` int64 slots of the living agents, the ones that act.
-    :param actions: ``[hw, 5]`` float32, one row per slot up to the high-water mark ``hw`` (rows
-        of empty slots included): turn, speed, eat, attack, mate, each meant to lie in [-1, 1];
-        the acting agents' rows are ``actions[slots]``. A plugin may edit it in place (for
-        instance ``actions[slots] += noise``); the engine clamps it to [-1, 1] afterwards.
+    :param slots: ``[n]`` int64 slots of the acting agents. In the world, the living agents; on a
+        task, the genome playing each running episode (a genome playing several episodes at once
+        appears once per episode).
+    :param actions: ``[n, k]`` float32, row ``i`` what ``slots[i]`` chose. A plugin may edit it in
+        place (for instance ``actions += noise``); the engine takes the rows back after the hook.
+        In the world ``k = 5``: turn, speed, eat, attack, mate, each meant to lie in [-1, 1] and
+        clamped to it afterwards. On a task, the policy's outputs before they become the
+        environment's action: logits for discrete parts (argmax after), for a ``Box`` the tanh
+        outputs (clamped to [-1, 1] after, then scaled to the bounds; with
+        ``task.action_mapping = "clip"`` the linear outputs, clipped to the bounds).
     """
 
 

@@ -173,6 +173,58 @@ def test_elites_keep_their_slots():
     assert seen["checked"] == 3
 
 
+class ForceLeft:
+    """``alife_after_act`` on a task: records each call and makes every episode push left."""
+
+    def __init__(self, push: bool = True):
+        self.calls: list[tuple[int, int, int]] = []
+        self.push = push
+
+    @hookimpl
+    def alife_after_act(self, sim, slots, actions):
+        assert slots.dtype == torch.int64 and actions.shape == (slots.numel(), 2)  # CartPole: 2 logits
+        assert bool((slots >= 0).all()) and bool((slots < sim.population).all())
+        self.calls.append((sim.generation, slots.numel(), int(torch.unique(slots).numel())))
+        if self.push:
+            actions[:, 0] = 1e6  # action 0 (push left) wins the argmax in every episode
+            actions[:, 1] = -1e6
+
+
+def test_after_act_fires_every_env_step_of_training_episodes_and_its_edits_are_acted_on():
+    plug = ForceLeft()
+    run = run_task([plug], **{"task.episodes": 3, "task.generations": 2})
+    n = run.population
+    # every env step of the training episodes: at the first step every genome plays 3 episodes
+    assert plug.calls[0] == (0, 3 * n, n)
+    assert sum(k for _, k, _ in plug.calls) == run.env_steps
+    assert {g for g, _, _ in plug.calls} == {0, 1}
+    # always pushing left, a CartPole episode ends within ~10 steps, whatever the genome
+    assert max(h["max"] for h in run.history) < 15
+    calls = len(plug.calls)
+    run.heldout(0)  # held-out episodes score the genome alone: no hook
+    assert len(plug.calls) == calls
+
+
+def _no_wall(run):
+    return [{k: v for k, v in h.items() if k != "wall_s"} for h in run.history]
+
+
+def test_after_act_that_edits_nothing_leaves_the_run_as_it_was():
+    quiet, plain = run_task([ForceLeft(push=False)]), run_task([])
+    assert _no_wall(quiet) == _no_wall(plain)
+    assert torch.equal(quiet.world.genomes, plain.world.genomes)
+
+
+def test_motor_noise_plugin_runs_unchanged_on_a_task():
+    """The example plugin written for the world (``plugins/motor_noise.py``) runs on CartPole."""
+    others = [p.stem for p in (ROOT / "plugins").glob("*.py") if p.stem not in ("motor_noise", "__init__")]
+    noisy = TaskRun(ROOT / "worlds" / "cartpole.toml", seed=1, plugins_dirs=[ROOT / "plugins"], blocked=others,
+                    overrides={**TASK, "plugin.motor_noise.sigma": 5.0})
+    noisy.run()
+    plain = run_task([])
+    assert _no_wall(noisy) != _no_wall(plain)  # the noise reached the actions
+
+
 @pytest.mark.parametrize("hook", sorted(HOOK_MODES))
 def test_a_hook_the_task_never_fires_is_refused_at_start(hook):
     assert "task" not in HOOK_MODES[hook]

@@ -162,9 +162,9 @@ class Freeze:
 
     @hookimpl
     def alife_after_act(self, sim: Simulation, slots: torch.Tensor, actions: torch.Tensor) -> None:
-        self.calls.append((torch.equal(slots, alive_slots(sim)), tuple(actions.shape), sim.world.hw))
-        actions[slots, 0] = 0.0
-        actions[slots, 1] = -1.0  # speed (a + 1) / 2 = 0
+        self.calls.append((torch.equal(slots, alive_slots(sim)), tuple(actions.shape), slots.numel()))
+        actions[:, 0] = 0.0
+        actions[:, 1] = -1.0  # speed (a + 1) / 2 = 0
 
 
 def test_after_act_sees_every_living_agent_and_can_edit_the_actions(make_sim: MakeSim) -> None:
@@ -178,9 +178,9 @@ def test_after_act_sees_every_living_agent_and_can_edit_the_actions(make_sim: Ma
         assert torch.equal(sim.world.pos[same], pos[same])
         assert bool((sim.world.last_action[same, 1] == -1.0).all())
     assert len(plug.calls) == 5
-    for slots_are_alive, shape, hw in plug.calls:
+    for slots_are_alive, shape, n in plug.calls:
         assert slots_are_alive
-        assert shape == (hw, 5)
+        assert shape == (n, 5)  # one row per acting agent, aligned with slots
 
 
 class Learner:
