@@ -47,9 +47,24 @@ TASKS: dict[str, tuple[str, int]] = {
     "taxi": ("worlds/taxi.toml", 2_000_000),
 }
 
-#: reproduction strategies the project has: name -> world overrides. The table grows with them.
-STRATEGIES: dict[str, dict[str, Any]] = {
-    "gaussian": {"strategies.reproduction": "crossover-mutate", "strategies.mutation": "gaussian"},
+def _nes(cfg: Any) -> dict[str, Any]:
+    """Separable NES on a task (as ``worlds/cartpole_nes.toml``): every child a sample of the
+    search distribution, no elites, one update per generation (window = the population), the
+    initial spread the world's Gaussian ``mutation.sigma_init`` (a matched start)."""
+    n = cfg.task.population
+    return {"strategies.reproduction": "crossover-mutate", "strategies.mutation": "nes", "task.elite": 0,
+            "task.parents": n, "task.crossover": 0.0, "plugin.nes.window": n,
+            "plugin.nes.sigma_init": cfg.mutation.sigma_init}
+
+
+#: reproduction strategies the project has: name -> world overrides (a function of the world's
+#: configuration). Everything else (population, episodes, generations, elites) is the world's.
+STRATEGIES: dict[str, Any] = {
+    "gaussian": lambda cfg: {"strategies.reproduction": "crossover-mutate", "strategies.mutation": "gaussian"},
+    "nes": _nes,
+    # learned variation (as worlds/cartpole_learned.toml); the gaussian row is its matched control
+    "learned": lambda cfg: {"strategies.reproduction": "learned-crossover", "strategies.mutation": "learned",
+                            "strategies.speciation": "compatibility-groups"},
 }
 
 BEGIN, END = "<!-- benchmarks/tasks.py:begin -->", "<!-- benchmarks/tasks.py:end -->"
@@ -58,7 +73,7 @@ BEGIN, END = "<!-- benchmarks/tasks.py:begin -->", "<!-- benchmarks/tasks.py:end
 def run_ours(world: str, strategy: str, seed: int) -> dict[str, Any]:
     from alife.generational import TaskRun
 
-    ov = dict(STRATEGIES[strategy])
+    ov = dict(STRATEGIES[strategy](config_mod.load(ROOT / world)))
     ov["task.stop_at_threshold"] = True
     s = TaskRun(str(ROOT / world), seed=seed, overrides=ov).run()
     return {"method": f"alife-{strategy}", "seed": seed, "generations": s["generations"],
@@ -203,8 +218,11 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; {args.seeds} seeds per row; "
         f"{time.perf_counter() - t0:.0f} s in all; 1-minute load average at the end "
-        f"{os.getloadavg()[0]:.1f} (above the core count, other jobs shared the CPUs and wall "
-        f"times are inflated; CPU seconds are not). Command: `python benchmarks/tasks.py "
+        f"{os.getloadavg()[0]:.1f}"
+        + (" (above the core count: other jobs shared the CPUs and wall times are inflated; CPU seconds "
+           "are not)" if os.getloadavg()[0] > (os.cpu_count() or 1) else "")
+        + ". Command: `python benchmarks/tasks.py "
+        f"
         f"{' '.join(sys.argv[1:] if argv is None else argv)}`.",
         "",
         "Threshold rule, the same for every method: the best genome of a generation by training "
