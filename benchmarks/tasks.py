@@ -222,7 +222,6 @@ def main(argv: list[str] | None = None) -> int:
         + (" (above the core count: other jobs shared the CPUs and wall times are inflated; CPU seconds "
            "are not)" if os.getloadavg()[0] > (os.cpu_count() or 1) else "")
         + ". Command: `python benchmarks/tasks.py "
-        f"
         f"{' '.join(sys.argv[1:] if argv is None else argv)}`.",
         "",
         "Threshold rule, the same for every method: the best genome of a generation by training "

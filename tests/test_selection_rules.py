@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from alife import checkpoint as ck
-from alife.events import Fitness
 from alife.plugins import hookimpl
 from alife.plugins.manager import PluginError
 from alife.simulation import Simulation
@@ -33,17 +32,15 @@ def fake_task(fitness, species=None, k=None, seed=0, crossover=0.0):
 
 
 def told(rule, sim, fitness):
-    """Set the rule up and tell it the generation's fitness, as the runner does before selection."""
-    n = len(fitness)
+    """Set the rule up; the generation's slots and fitness, as the runner passes them to selection."""
     rule.setup(sim)
-    rule.alife_fitness(sim, Fitness(sim.step_count, np.arange(n), np.arange(n), np.asarray(fitness, np.float64),
-                                    np.zeros(n, np.int64), "task"))
-    return torch.arange(n)
+    return torch.arange(len(fitness)), torch.as_tensor(fitness, dtype=torch.float64)
 
 
-def select(rule, sim, slots):
+def select(rule, sim, given):
+    slots, fitness = given
     none = torch.full_like(slots, -1)
-    return rule.alife_select_parents(sim, slots, none, torch.ones_like(slots, dtype=torch.bool))
+    return rule.alife_select_parents(sim, slots, none, torch.ones_like(slots, dtype=torch.bool), fitness)
 
 
 # ------------------------------------------------------------------ ranks
@@ -65,7 +62,7 @@ def test_tournament_picks_the_max_of_size_uniform_draws(size):
     assert torch.allclose(freq, expected, atol=0.004), (freq, expected)
 
 
-def test_tournament_strategy_ranks_the_told_fitness():
+def test_tournament_strategy_ranks_by_fitness():
     fitness = [5.0, -1.0, 9.0, 3.0]
     sim = fake_task(fitness, k=40_000)
     rule = R.Tournament()
@@ -78,13 +75,15 @@ def test_tournament_strategy_ranks_the_told_fitness():
     assert bool((partners == -1).all())  # crossover 0
 
 
-def test_a_rule_refuses_a_generation_it_was_not_told():
-    sim = fake_task([1.0, 2.0])
+def test_a_rule_ranks_the_fitness_it_is_given_not_an_attribute():
+    sim = fake_task([1.0, 2.0, 3.0], k=2000)
+    sim.fitness = torch.tensor([3.0, 2.0, 1.0], dtype=torch.float64)  # an attribute the rule must not read
     rule = R.Tournament()
-    slots = told(rule, sim, [1.0, 2.0])
-    sim.step_count = 1  # the next generation, with no fitness event before selection
-    with pytest.raises(RuntimeError, match="no fitness was told"):
-        select(rule, sim, slots)
+    rule.params = R.TournamentParams(size=3)
+    parents, _ = select(rule, sim, told(rule, sim, [1.0, 2.0, 3.0]))
+    freq = torch.bincount(parents, minlength=3).double() / parents.numel()
+    assert float(freq[2]) > float(freq[0])  # best of 3 draws: slot 2 most often ((3/3)^3 - (2/3)^3 = 0.70)
+    assert abs(float(freq[2]) - 19 / 27) < 0.03
 
 
 def test_crossover_partners_differ_from_their_parent():
@@ -272,7 +271,7 @@ def test_keep_best_puts_the_k_best_among_the_parents():
     assert set(p.tolist()) >= {1, 4, 2}
 
 
-def test_elitism_wrapper_on_a_task_makes_the_told_best_breed(cartpole_task):
+def test_elitism_wrapper_on_a_task_makes_the_best_breed(cartpole_task):
     from alife.generational.runner import TaskRun
 
     record = {"checked": 0}

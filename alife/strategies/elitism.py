@@ -13,12 +13,12 @@ answers first, then each of the ``k`` best genomes that the rule left out of the
 place of the proposed child whose first parent ranks lowest (never one of the ``k`` best's own),
 as that child's only parent. The number of children is unchanged. Which genomes are the best:
 
-* **task runs**: by the fitness told this generation (``alife_fitness``, the mean seeded-episode
-  return). The runner already carries ``task.elite`` genomes over unchanged; this wrapper is a
+* **task runs**: by fitness (the ``fitness`` argument of ``alife_select_parents``: the mean
+  seeded-episode return). The runner already carries ``task.elite`` genomes over unchanged; this wrapper is a
   different thing, elitist *breeding*: the ``k`` best are sure to have a (mutated) child this
   generation, however the rule draws (a small tournament, novelty search, fitness sharing).
-* **the world**: the living by lifetime energy so far (what the fitness event reports for them at
-  death), among those that can pay for a child (``agent.child_energy + agent.birth_cost``), so
+* **the world**: the living by lifetime energy so far (the ``fitness`` argument; what the fitness
+  event reports for them at death), among those that can pay for a child (``agent.child_energy + agent.birth_cost``), so
   the engine's energy check holds. Each step, the ``k`` most successful foragers that can pay
   reproduce.
 """
@@ -45,34 +45,21 @@ class Elitism(Strategy):
 
     name, Params = "elitism", ElitismParams
 
-    def setup(self, sim: Any) -> None:
-        self.told = torch.full((sim.world.capacity,), float("nan"), dtype=torch.float64, device=sim.device)
-        self.told_step = -1
-
-    @hookimpl
-    def alife_fitness(self, sim: Any, fitness: Any) -> None:
-        if fitness.mode != "task":
-            return
-        slots = torch.as_tensor(fitness.slots, device=sim.device)
-        self.told[slots] = torch.as_tensor(fitness.values, dtype=torch.float64, device=sim.device)
-        self.told_step = int(fitness.step)
-
-    def scores(self, sim: Any, slots: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(score, eligible)`` of the genomes in ``slots``: what ranks them, and who may be an elite."""
+    @staticmethod
+    def eligible(sim: Any, slots: torch.Tensor) -> torch.Tensor:
+        """Who may be an elite: on a task every genome; in the world those that can pay for a child."""
         if sim.mode == "task":
-            f = self.told[slots]
-            if self.told_step != sim.step_count or bool(torch.isnan(f).any()):
-                raise RuntimeError(f"elitism: no fitness was told (alife_fitness) for generation {sim.step_count}")
-            return f, torch.ones_like(slots, dtype=torch.bool)
-        st, a = sim.world, sim.config.agent
-        return st.lifetime_energy[slots].double(), st.energy[slots] >= a.child_energy + a.birth_cost
+            return torch.ones_like(slots, dtype=torch.bool)
+        a = sim.config.agent
+        return sim.world.energy[slots] >= a.child_energy + a.birth_cost
 
     @hookimpl(wrapper=True)
-    def alife_select_parents(self, sim: Any, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor):
+    def alife_select_parents(self, sim: Any, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor,
+                             fitness: torch.Tensor):
         out = yield
         if out is None or self.params.k == 0 or out[0].numel() == 0:
             return out
-        return keep_best(out[0], out[1], slots, *self.scores(sim, slots), self.params.k)
+        return keep_best(out[0], out[1], slots, fitness.double(), self.eligible(sim, slots), self.params.k)
 
 
 def keep_best(parents: torch.Tensor, partners: torch.Tensor, slots: torch.Tensor, score: torch.Tensor,

@@ -1,20 +1,15 @@
 """Selection rules as strategies: ``tournament``, ``rank`` (linear ranking), ``fitness-sharing``
 (rank-based, by species) and ``novelty`` (novelty search with a behaviour archive).
 
-How fitness reaches a rule: through the fitness event, not an attribute. Every rule here that
-ranks by fitness implements ``alife_fitness`` (the "tell") and keeps the values it was told, by
-slot, as its own state (:class:`ToldFitness`). In a task run the event fires once per generation
-right before selection with every genome's training fitness (its mean seeded-episode return), so
-``alife_select_parents`` ranks exactly what it was told for this generation, and refuses to select
-on a generation it was told nothing about. (The built-in ``truncation`` still reads
-``sim.fitness``; the hookspec change that would hand fitness to every rule as an argument is in
-``docs/selection.md``.)
+How fitness reaches a rule: as the ``fitness`` argument of ``alife_select_parents`` (on a task,
+each genome's training fitness, its mean seeded-episode return; in the world, the energy each
+agent has gathered so far), never an attribute of ``sim`` by convention. The rules keep no copy.
 
 Modes:
 
-* ``tournament``, ``rank``, ``fitness-sharing``: task runs only. In the world, fitness is told at
-  death (lifetime energy), so the living have none to rank by; the world's selection is implicit
-  (``energy-threshold``: who gathered enough energy reproduces).
+* ``tournament``, ``rank``, ``fitness-sharing``: task runs only. In the world a parent must also
+  pay for its child, and the world's selection is implicit (``energy-threshold``: who gathered
+  enough energy reproduces).
 * ``novelty``: both. On a task: every genome's novelty among the population and the archive, then
   a tournament on novelty. In the world: the agents that ``energy-threshold`` would let reproduce
   (energy and age) reproduce with probability (their novelty's rank among them) / (their number),
@@ -118,41 +113,6 @@ def draw_partners(sim: Any, parents: torch.Tensor, second: torch.Tensor) -> torc
 
 
 # -------------------------------------------------------------------------------------------------
-# Fitness from the fitness event
-# -------------------------------------------------------------------------------------------------
-
-
-class ToldFitness(Strategy):
-    """A rule that ranks by the fitness it was told (``alife_fitness``), kept by slot."""
-
-    modes = ("task",)
-
-    def setup(self, sim: Any) -> None:
-        self.told = torch.full((sim.world.capacity,), float("nan"), dtype=torch.float64, device=sim.device)
-        self.told_step = -1
-
-    @hookimpl
-    def alife_fitness(self, sim: Any, fitness: Any) -> None:
-        if fitness.mode != "task":
-            return
-        slots = torch.as_tensor(fitness.slots, device=sim.device)
-        self.told[slots] = torch.as_tensor(fitness.values, dtype=torch.float64, device=sim.device)
-        self.told_step = int(fitness.step)
-
-    def fitness_of(self, sim: Any, slots: torch.Tensor) -> torch.Tensor:
-        """The fitness told this generation of the genomes in ``slots``."""
-        f = self.told[slots]
-        if self.told_step != sim.step_count or bool(torch.isnan(f).any()):
-            raise RuntimeError(f"selection {self.name!r}: no fitness was told (alife_fitness) for generation "
-                               f"{sim.step_count} of every genome it selects from")
-        return f
-
-    # task runs write no checkpoint, and the told values are replaced every generation
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-
-# -------------------------------------------------------------------------------------------------
 # The rules
 # -------------------------------------------------------------------------------------------------
 
@@ -162,14 +122,16 @@ class TournamentParams:
     size: int = setting(3, "genomes drawn (uniformly, with replacement) per tournament; the best wins", lo=1, hi=1 << 16)
 
 
-class Tournament(ToldFitness):
-    """Each parent the best of ``size`` uniform draws, by the fitness told this generation."""
+class Tournament(Strategy):
+    """Each parent the best of ``size`` uniform draws, by fitness."""
 
     role, name, Params = "selection", "tournament", TournamentParams
+    modes = ("task",)
 
     @hookimpl
-    def alife_select_parents(self, sim: Any, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor):
-        f = self.fitness_of(sim, slots)
+    def alife_select_parents(self, sim: Any, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor,
+                             fitness: torch.Tensor):
+        f = fitness
         k, g, size = int(sim.offspring_count), sim.generator, self.params.size
         parents = slots[tournament(f, k, size, g)]
         return parents, draw_partners(sim, parents, slots[tournament(f, k, size, g)])
@@ -181,14 +143,16 @@ class RankParams:
                               lo=1.0, hi=2.0)
 
 
-class LinearRanking(ToldFitness):
-    """Rank-proportional selection: linear ranking (Baker 1985) by the fitness told."""
+class LinearRanking(Strategy):
+    """Rank-proportional selection: linear ranking (Baker 1985) by fitness."""
 
     role, name, Params = "selection", "rank", RankParams
+    modes = ("task",)
 
     @hookimpl
-    def alife_select_parents(self, sim: Any, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor):
-        p = linear_ranking_probs(self.fitness_of(sim, slots), self.params.pressure)
+    def alife_select_parents(self, sim: Any, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor,
+                             fitness: torch.Tensor):
+        p = linear_ranking_probs(fitness, self.params.pressure)
         return proportional(sim, slots, p)
 
 
@@ -203,15 +167,17 @@ def proportional(sim: Any, slots: torch.Tensor, p: torch.Tensor) -> tuple[torch.
     return parents, draw_partners(sim, parents, second)
 
 
-class FitnessSharing(ToldFitness):
+class FitnessSharing(Strategy):
     """Fitness sharing by species, rank-based: a genome's chance is proportional to its fitness
     rank over its species' size (:func:`shared_rank_scores`), safe with negative fitness."""
 
     role, name = "selection", "fitness-sharing"
+    modes = ("task",)
 
     @hookimpl
-    def alife_select_parents(self, sim: Any, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor):
-        shared = shared_rank_scores(self.fitness_of(sim, slots), sim.world.species[slots])
+    def alife_select_parents(self, sim: Any, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor,
+                             fitness: torch.Tensor):
+        shared = shared_rank_scores(fitness, sim.world.species[slots])
         return proportional(sim, slots, shared / shared.sum())
 
 
