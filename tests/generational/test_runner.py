@@ -37,9 +37,9 @@ def test_heldout_seeds_are_disjoint_from_training_seeds(cartpole_world):
     seen: list[np.ndarray] = []
     play = run.pool.play
 
-    def spy(genomes, layout, seeds, mapping="tanh"):
+    def spy(genomes, layout, seeds, mapping="tanh", after_act=None):
         seen.append(np.asarray(seeds).copy())
-        return play(genomes, layout, seeds, mapping)
+        return play(genomes, layout, seeds, mapping, after_act)
 
     run.pool.play = spy
     s = run.run()
@@ -66,10 +66,10 @@ def test_fixed_eval_seeds_repeat_each_generation(cartpole_world):
     seen = []
     play = run.pool.play
 
-    def spy(genomes, layout, seeds, mapping="tanh"):
+    def spy(genomes, layout, seeds, mapping="tanh", after_act=None):
         if len(seeds) == 16 * 2:  # a generation's evaluation, not a confirmation or held-out
             seen.append(np.asarray(seeds).tolist())
-        return play(genomes, layout, seeds, mapping)
+        return play(genomes, layout, seeds, mapping, after_act)
 
     run.pool.play = spy
     run.run()
@@ -164,8 +164,8 @@ def test_threshold_needs_confirmation_and_counts_its_steps(cartpole_world):
     evaluated = []
     play = run.pool.play
 
-    def spy(genomes, layout, seeds, mapping="tanh"):
-        out = play(genomes, layout, seeds, mapping)
+    def spy(genomes, layout, seeds, mapping="tanh", after_act=None):
+        out = play(genomes, layout, seeds, mapping, after_act)
         evaluated.append(out[1])
         return out
 
@@ -191,7 +191,7 @@ def _fake_returns(run, value: float = 0.0):
     """Replace the episode player: every episode returns ``value``; records each call's size."""
     calls: list[int] = []
 
-    def play(genomes, layout, seeds, mapping="tanh"):
+    def play(genomes, layout, seeds, mapping="tanh", after_act=None):
         calls.append(len(seeds))
         return np.full(len(seeds), value), 10 * len(seeds)
 
@@ -228,8 +228,8 @@ def test_confirm_every_scores_a_confirmed_genome(cartpole_world):
     sizes: list[int] = []
     play = run.pool.play
 
-    def spy(genomes, layout, seeds, mapping="tanh"):
-        out = play(genomes, layout, seeds, mapping)
+    def spy(genomes, layout, seeds, mapping="tanh", after_act=None):
+        out = play(genomes, layout, seeds, mapping, after_act)
         sizes.append((len(seeds), out[1]))
         return out
 
