@@ -47,33 +47,43 @@ TASKS: dict[str, tuple[str, int]] = {
     "taxi": ("worlds/taxi.toml", 2_000_000),
 }
 
-def _nes(cfg: Any) -> dict[str, Any]:
-    """Separable NES on a task (as ``worlds/cartpole_nes.toml``): every child a sample of the
-    search distribution, no elites, one update per generation (window = the population), the
-    initial spread the world's Gaussian ``mutation.sigma_init`` (a matched start)."""
-    n = cfg.task.population
-    return {"strategies.reproduction": "crossover-mutate", "strategies.mutation": "nes", "task.elite": 0,
-            "task.parents": n, "task.crossover": 0.0, "plugin.nes.window": n,
-            "plugin.nes.sigma_init": cfg.mutation.sigma_init}
+def _nes(cfg: Any, budget: int) -> dict[str, Any]:
+    """Separable NES on a task, set up as the SNES peer is (``benchmarks/peers.py``): one search
+    distribution (no species split), SNES's population ``4 + floor(3 ln d)`` for the ``d`` policy
+    weights, its initial spread (``stdev_init``), centre learning rate 1, every child a sample (no
+    elites), one update per generation, and the peer's step budget (``max_env_steps``)."""
+    from alife.generational.episodes import EpisodePool
+    from alife.generational.policy import task_layout
+
+    pool = EpisodePool(cfg.task.env_id, cfg.task.max_episode_steps, cfg.source)
+    lo, hi = task_layout(pool.spec, cfg.brain, cfg.task.hidden).segment_range("policy")
+    pool.close()
+    n = 4 + int(3 * math.log(hi - lo))
+    return {"strategies.reproduction": "crossover-mutate", "strategies.mutation": "nes",
+            "task.population": n, "task.elite": 0, "task.parents": n, "task.crossover": 0.0,
+            "plugin.nes.window": n, "plugin.nes.sigma_init": peers.SETTINGS["snes"]["stdev_init"],
+            "plugin.nes.lr_mean": 1.0, "mutation.species_threshold": 1e6,
+            "task.generations": 1 << 30, "task.max_env_steps": budget}
 
 
 #: reproduction strategies the project has: name -> world overrides (a function of the world's
-#: configuration). Everything else (population, episodes, generations, elites) is the world's.
+#: configuration and the peers' step budget). The Gaussian control and learned variation run the
+#: world as shipped (its population, episodes, generations, elites); NES runs as the SNES peer does.
 STRATEGIES: dict[str, Any] = {
-    "gaussian": lambda cfg: {"strategies.reproduction": "crossover-mutate", "strategies.mutation": "gaussian"},
+    "gaussian": lambda cfg, budget: {"strategies.reproduction": "crossover-mutate", "strategies.mutation": "gaussian"},
     "nes": _nes,
     # learned variation (as worlds/cartpole_learned.toml); the gaussian row is its matched control
-    "learned": lambda cfg: {"strategies.reproduction": "learned-crossover", "strategies.mutation": "learned",
+    "learned": lambda cfg, budget: {"strategies.reproduction": "learned-crossover", "strategies.mutation": "learned",
                             "strategies.speciation": "compatibility-groups"},
 }
 
 BEGIN, END = "<!-- benchmarks/tasks.py:begin -->", "<!-- benchmarks/tasks.py:end -->"
 
 
-def run_ours(world: str, strategy: str, seed: int) -> dict[str, Any]:
+def run_ours(world: str, strategy: str, seed: int, budget: int) -> dict[str, Any]:
     from alife.generational import TaskRun
 
-    ov = dict(STRATEGIES[strategy](config_mod.load(ROOT / world)))
+    ov = dict(STRATEGIES[strategy](config_mod.load(ROOT / world), budget))
     ov["task.stop_at_threshold"] = True
     s = TaskRun(str(ROOT / world), seed=seed, overrides=ov).run()
     return {"method": f"alife-{strategy}", "seed": seed, "generations": s["generations"],
@@ -195,7 +205,7 @@ def main(argv: list[str] | None = None) -> int:
         runs = results.setdefault(task, [])
         for strategy in args.strategies:
             for seed in range(args.seeds):
-                r = run_ours(world, strategy, seed)
+                r = run_ours(world, strategy, seed, budget)
                 thresholds[task] = r["threshold"]
                 runs.append(r)
                 print(f"{task} {r['method']} seed {seed}: steps {r['env_steps_to_threshold']} "
