@@ -23,7 +23,12 @@ a measurement inside that transient says nothing about the settled world.
 Beside MAgent2 (whose battle keeps its 512, 968 or 1,800 agents alive through a short measurement) the
 PettingZoo path runs at matched sizes from a fresh world of that many agents (``--pz-warmup``,
 default 0: no scattered slots yet), since random actions starve a settled meadow's agents and the
-population would drift below the size being compared.
+population would drift below the size being compared. It drifts all the same: under random actions
+a fresh meadow of 512 agents averages about 350 over 120 steps, while MAgent2's battle holds its
+512. ``--match-population`` therefore adds a second comparison at a matched *mean* population:
+our initial count is scaled (two untimed calibration runs of the same length and seed) until the
+mean number of agents over the timed steps is MAgent2's, and that size runs beside MAgent2 in the
+same harness. Both comparisons are printed (by initial count, by mean population).
 """
 
 from __future__ import annotations
@@ -181,6 +186,9 @@ def main() -> None:
     ap.add_argument("--baseline-env", default=None, metavar="FILE",
                     help="also drive the env of another alife/env.py (an older commit's) over this "
                          "engine, in turns with ours, at the matched sizes")
+    ap.add_argument("--match-population", action="store_true",
+                    help="also compare at a matched mean population (our initial count scaled until the "
+                         "mean over the timed steps is MAgent2's)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if args.threads:
@@ -218,6 +226,24 @@ def main() -> None:
             res[f"pettingzoo_{m}_over_magent2_map{mm}"] = out["alife"][0] / out["magent2"][0]
             if "baseline" in out:
                 res[f"baseline_pettingzoo_{m}_over_magent2_map{mm}"] = out["baseline"][0] / out["magent2"][0]
+        if args.match_population and "magent2" in out:
+            target, m2 = out["magent2"][1], m
+            for _ in range(2):  # calibrate: the mean population of a fresh world of m2 over the same steps
+                env = pettingzoo_env(m2, args.seed, args.pz_warmup)
+                got = bench_parallel_envs({"alife": env}, args.steps, args.seed)["alife"][1]
+                env.close()
+                m2 = max(8, round(m2 * target / got))
+            envs = {"alife": pettingzoo_env(m2, args.seed, args.pz_warmup), "magent2": magent2_env(mm, args.seed)}
+            out2 = bench_parallel_envs(envs, args.steps, args.seed)
+            for env in envs.values():
+                env.close()
+            k = f"matched_map{mm}"
+            res[f"{k}_alife_initial_agents"] = m2
+            res[f"{k}_alife_mean_population"] = out2["alife"][1]
+            res[f"{k}_magent2_mean_population"] = out2["magent2"][1]
+            res[f"{k}_alife_agent_steps_per_s"] = out2["alife"][0]
+            res[f"{k}_magent2_agent_steps_per_s"] = out2["magent2"][0]
+            res[f"{k}_alife_over_magent2"] = out2["alife"][0] / out2["magent2"][0]
     for mm in args.magent_map[len(args.pz_agents):]:
         env = magent2_env(mm, args.seed)
         if env is not None:
