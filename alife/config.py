@@ -73,6 +73,9 @@ class AgentSection:
     max_turn: float = _f(0.6, "radians turned per step at full turn", lo=0.0, hi=math.pi)
     sense_radius: float = _f(3.0, "how far an agent sees other agents, in cells", lo=0.5, hi=1000.0)
     contact_radius: float = _f(1.5, "how close another agent must be to attack or mate with it", lo=0.0, hi=1000.0)
+    mate_radius: float = _f(0.0, "how far an agent that signals readiness looks for a partner: the nearest agent "
+                            "that signals it too, within this radius (0: its nearest agent, within contact_radius)",
+                            lo=0.0, hi=1000.0)
     bite: float = _f(0.25, "most resource eaten in one step", lo=0.0, hi=1e6)
     food_energy: float = _f(1.0, "energy gained per unit of resource eaten", lo=0.0, hi=1e6)
     initial_energy: float = _f(2.0, "energy of the agents placed at step 0", lo=0.0, lo_open=True, hi=1e6)

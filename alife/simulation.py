@@ -80,6 +80,10 @@ class Simulation(Host):
                                     cfg.brain.tag_dim, self.device))
         self.grid = NeighbourGrid(w.width, w.height, cfg.agent.sense_radius,
                                   w.max_neighbours_per_cell, self.device)
+        #: mate search (``agent.mate_radius``): the nearest ready agent within that radius
+        mr = cfg.agent.mate_radius
+        self.mate_grid = (None if mr <= 0 else self.grid if mr <= cfg.agent.sense_radius
+                          else NeighbourGrid(w.width, w.height, mr, w.max_neighbours_per_cell, self.device))
         self._obs = torch.zeros(w.capacity, self.n_obs, device=self.device)
         self.last_observations: torch.Tensor | None = None
         self._learn = self.hooks.has_impls("alife_learn")

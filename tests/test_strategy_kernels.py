@@ -104,10 +104,11 @@ def test_mate_acceptance(sim):
     assert 5 < int(got.sum()) < 55
 
 
-def test_fused_reproduction_repeats_the_hooks_exactly():
+@pytest.mark.parametrize("mate_radius", [0.0, 5.0])
+def test_fused_reproduction_repeats_the_hooks_exactly(mate_radius):
     # the four built-in roles run fused on the CPU; through their hooks they must give the very
-    # same run: same draws in the same order, same decisions, same children
-    over = dict(SMALL, **{"mutation.species_threshold": 0.3})  # new species now and then
+    # same run: same draws in the same order, same decisions, same children (with mate search too)
+    over = dict(SMALL, **{"mutation.species_threshold": 0.3, "agent.mate_radius": mate_radius})
     fused = alife.Simulation(seed=9, device="cpu", overrides=over)
     hooks = alife.Simulation(seed=9, device="cpu", overrides=over)
     hooks._fuse = False

@@ -56,27 +56,43 @@ class Reproduction:
             for r, mark in _FUSED_ROLES.items())
 
     def run(self, nb: torch.Tensor, dist: torch.Tensor, step: int) -> None:
-        """The world's reproduction phase: the living, each one's nearest agent within contact
-        range as its possible partner, and whether it signalled readiness."""
+        """The world's reproduction phase: the living, each one's possible partner, and whether it
+        signalled readiness. The possible partner is its nearest agent within contact range, or
+        with ``agent.mate_radius > 0`` (mate search), for an agent that signalled readiness, the
+        nearest other agent that signalled it too within that radius (-1 for the others)."""
         sim = self.sim
         st, a = sim.world, sim.config.agent
         n = nb.shape[0]
         sim.last_births = None
+        radius = a.contact_radius
+        if sim.mate_grid is not None:
+            nb, dist = self.mates(n)
+            radius = a.mate_radius
         if sim._fuse and self.builtin():
-            return self.fused(nb, dist, step)
+            return self.fused(nb, dist, step, radius)
         # the living, and each one's nearest agent if alive and within contact range (else -1)
         if sim._cpu:
             live, near = map(torch.from_numpy, live_contacts_cpu(
-                nb.numpy(), dist.numpy(), st.np.alive[:n], a.contact_radius))
+                nb.numpy(), dist.numpy(), st.np.alive[:n], radius))
         else:
             live = st.alive[:n].nonzero().squeeze(1)
             near = nb[live]
-            near = torch.where((near >= 0) & (dist[live] <= a.contact_radius) & st.alive[near.clamp(min=0)],
+            near = torch.where((near >= 0) & (dist[live] <= radius) & st.alive[near.clamp(min=0)],
                                near, -1)
         if live.numel() == 0:
             return
         ix = _ix_numpy if sim._cpu else _ix_torch  # numpy's indexing costs less on the CPU
         self.general(step, live, near, ix(st.ready, live))
+
+    def mates(self, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mate search: for each of the first ``n`` slots that is alive and signalled readiness,
+        the nearest other such agent within ``agent.mate_radius`` (the exact grid search of the
+        senses, over the ready agents only), and its distance; -1 (and the radius) elsewhere."""
+        sim = self.sim
+        st = sim.world
+        ready = st.alive[:n] & st.ready[:n]
+        nb, _, dist = sim.mate_grid.nearest(st.pos[:n], ready, sim.config.agent.mate_radius)
+        return nb, dist
 
     def generation(self, step: int, survivors: torch.Tensor) -> None:
         """A task run's reproduction phase: every genome of the generation may be chosen (no
@@ -278,7 +294,7 @@ class Reproduction:
         sim.last_births = births
         sim.hooks.agents_born(sim, births)
 
-    def fused(self, nb: torch.Tensor, dist: torch.Tensor, step: int) -> None:
+    def fused(self, nb: torch.Tensor, dist: torch.Tensor, step: int, radius: float) -> None:
         """The built-in selection, mating, crossover and Gaussian mutation in four numba passes:
         the same decisions and the same generator draws, in the same order, as calling their
         hooks (tests/test_strategy_kernels.py), without a dozen conversions and calls between
@@ -288,7 +304,7 @@ class Reproduction:
         lay, mu, f32, n = sim.layout, sim.config.mutation, np.float32, nb.shape[0]
         parents, partners = np.empty(n, np.int64), np.empty(n, np.int64)
         k = SK._parents(nb.numpy(), dist.numpy(), v.alive[:n], v.ready[:n], v.energy[:n], v.age[:n],
-                        f32(a.contact_radius), f32(a.reproduce_energy), a.min_reproduce_age,
+                        f32(radius), f32(a.reproduce_energy), a.min_reproduce_age,
                         parents, partners)
         if k == 0:
             return

@@ -231,7 +231,10 @@ def alife_select_parents(sim: Simulation, slots: torch.Tensor, neighbours: torch
 
     :param sim: the simulation.
     :param slots: ``[n]`` slots of the living agents.
-    :param neighbours: ``[n]`` slot of each one's nearest agent within contact range, or -1.
+    :param neighbours: ``[n]`` slot of each one's possible partner, or -1: its nearest agent within
+        ``agent.contact_radius``; with mate search (``agent.mate_radius > 0``), for an agent that
+        signalled readiness, the nearest other agent that signalled it too within
+        ``agent.mate_radius`` (-1 for an agent that did not signal). On a task all -1.
     :param ready: ``[n]`` bool, the agent signalled readiness to mate this step.
     :param fitness: ``[n]`` float64, each one's fitness as the mode knows it now: in the world the
         energy it has gathered so far in its life (its final value is told at death through
