@@ -179,6 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", nargs="+", default=["cartpole", "acrobot", "pendulum"], choices=sorted(TASKS))
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--strategies", nargs="+", default=sorted(STRATEGIES), choices=sorted(STRATEGIES))
+    p.add_argument("--budget", type=int, default=None, metavar="STEPS",
+                   help="env-step budget of the peers and NES (default: each task's, in TASKS)")
     p.add_argument("--no-peers", action="store_true", help="skip EvoTorch SNES/PGPE")
     p.add_argument("--peers", nargs="+", default=["snes", "pgpe"], choices=["snes", "pgpe"])
     p.add_argument("--random-floor", nargs="*", default=["taxi"], choices=sorted(TASKS),
@@ -202,6 +204,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     for task in args.tasks:
         world, budget = TASKS[task]
+        budget = args.budget or budget
         runs = results.setdefault(task, [])
         for strategy in args.strategies:
             for seed in range(args.seeds):
