@@ -111,6 +111,11 @@ def _summary(lin: Any, args: argparse.Namespace) -> int:
                   f"step {int(m.index[-1])}): persistent species {m['persistent'].mean():.1f} on average; "
                   f"change {int(m['change'].sum())}, novelty {int(m['novelty'].sum())} in all; "
                   f"ecology {m['ecology'].mean():.2f} bits on average (complexity not computed)")
+    ps = lin.plugin_series
+    if ps.shape[1]:
+        last = ps.ffill().iloc[-1]
+        print(f"plugin series ({len(ps)} samples): " + ", ".join(f"{k} {_num(v, '.4g')}" for k, v in last.items())
+              + " (last values)")
     lod = lin.line_of_descent()
     if len(lod):
         print(f"line of descent of the most abundant living lineage: {len(lod)} agents, "

@@ -695,6 +695,7 @@ def run_loop(sim: Any, steps: int, progress: bool = True,
     pmin = pmax = sim.population
     if pop_range is not None:
         pmin, pmax = min(pmin, pop_range[0]), max(pmax, pop_range[1])
+    series = sim.hooks.has_impls("alife_series")  # plugins' own numbers, beside the engine's
     bar = tqdm(total=steps, initial=sim.step_count, unit="step", disable=not progress,
                dynamic_ncols=True, file=sys.stderr)
     extinct = sim.population == 0
@@ -725,8 +726,10 @@ def run_loop(sim: Any, steps: int, progress: bool = True,
                 t = sim.totals
                 by = sim.population_by_strategy() if getattr(sim, "mixed_role", None) else {}
                 two = f"{100 * t['births_two_parents'] / t['births']:.1f}%" if t["births"] else "-"
+                extra = ({k: f"{v:.3g}" for k, v in sim.hooks.series(sim, sim.step_count - 1).items()}
+                         if series else {})
                 bar.set_postfix(pop=pop, species=sim.species_count(), births=t["births"],
-                                deaths=t["deaths"], two_parent=two, **by, refresh=False)
+                                deaths=t["deaths"], two_parent=two, **by, **extra, refresh=False)
             if checkpoint_every and sim.step_count % checkpoint_every == 0:
                 checkpoint()
             if pop == 0:
@@ -788,6 +791,7 @@ def summarize(sim: Any, wall: float, pmin: int, pmax: int, extinct: bool,
         "mean_action_final": {k: round(v, 4) for k, v in sim.mean_action().items()},
         "plugins": [{"name": p.name, "origin": p.origin, "active": p.active, "hooks": p.hooks}
                     for p in sim.hooks.plugins()],
+        "plugin_fields": sim.hooks.summary(sim),
         "versions": versions(),
     }
 

@@ -359,6 +359,7 @@ class TaskRun(Host):
             "heldout_history": self.heldout_history, "history": self.history,
             "strategies": dict(self.hooks.chosen), "policy_params": self.layout.segment_size("policy"),
             "genome_size": self.layout.size,
+            "plugin_fields": self.hooks.summary(self),
         }
 
     def close(self) -> None:

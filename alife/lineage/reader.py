@@ -119,7 +119,7 @@ def _read_open(f: h5py.File, p: Path, size: int) -> tuple[dict[str, Any], dict[s
     for k in ("genome_layout", "resumes", "plugins"):
         if k in parsed and not isinstance(parsed[k], list):
             raise schema.FileProblem(f"attribute '{k}' should be a JSON list")
-    cols = schema.columns(genome_size)
+    cols = schema.columns(genome_size, version)
     ncol = len(cols) + 2
     commits = schema.checked_dataset(f, schema.COMMITS, "i8", (ncol,), f[schema.COMMITS].shape[0]
                                      if isinstance(f[schema.COMMITS], h5py.Dataset) else 0, size)
@@ -148,6 +148,8 @@ def _read_open(f: h5py.File, p: Path, size: int) -> tuple[dict[str, Any], dict[s
     for c, n in zip(cols, counts, strict=True):
         d = schema.checked_dataset(f, c.path, c.dtype, c.tail, int(n), size)
         data[c.path] = d[: int(n)]
+    for c in schema.columns(genome_size)[len(cols):]:  # an older schema: the newer tables, empty
+        data[c.path] = np.zeros((0, *c.tail), dtype=c.dtype)
     check_records(data, causes)
     return attrs, data, step
 
@@ -184,6 +186,16 @@ def check_records(data: dict[str, np.ndarray], causes: list[str]) -> None:
     for name in OBSERVABLES:
         if np.any(np.diff(data[f"observables/{name}/step"]) <= 0):
             raise schema.FileProblem(f"observables/{name}/step is not in increasing order")
+    series = data["plugin_series_names"]
+    try:
+        series_names = [s.decode() for s in series]
+    except UnicodeDecodeError:
+        raise schema.FileProblem("plugin_series_names holds a name that is not text") from None
+    if len(set(series_names)) != len(series_names):
+        raise schema.FileProblem("plugin_series_names holds a name twice")
+    _below(data["plugin_series/key"], len(series_names), "plugin_series/key", "plugin_series_names")
+    if np.any(np.diff(data["plugin_series/step"]) < 0):
+        raise schema.FileProblem("plugin_series/step is not in increasing order")
     for name in ("births/species", "extinctions/species"):
         v = data[name]
         if v.size and v.min() < 0:
@@ -360,6 +372,21 @@ class LineageFile:
         df = pd.DataFrame(cols)
         df.index.name = "step"
         return df
+
+    @cached_property
+    def plugin_series(self) -> Any:
+        """The plugins' series (``alife_series``), one column per ``"<plugin>.<name>"``, indexed
+        by step (NaN where a series has no sample at a step). Empty for a file without any."""
+        import pandas as pd
+
+        names = [s.decode() for s in self.data["plugin_series_names"]]
+        step, key, value = (self.data[f"plugin_series/{k}"] for k in ("step", "key", "value"))
+        df = pd.DataFrame({"step": step, "name": pd.Categorical.from_codes(key.astype(np.int64), names)
+                           if names else pd.Categorical([]), "value": value})
+        out = df.pivot_table(index="step", columns="name", values="value", aggfunc="last", observed=False)
+        out = out.reindex(columns=names)
+        out.columns.name = None
+        return out
 
     def genomes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(ids, steps, vectors [n, G])`` of the genomes recorded at the run's cadence; the

@@ -1,4 +1,4 @@
-"""The lineage file's layout (schema 1), shared by the writer and the reader.
+"""The lineage file's layout (schema 2), shared by the writer and the reader.
 
 Every table is a set of one-dimensional (or ``[n, k]``) chunked, gzip-compressed, resizable column
 datasets of fixed-size numeric types, appended to and never rewritten. ``/commits`` is the commit
@@ -18,7 +18,10 @@ import h5py
 import numpy as np
 
 FORMAT = "alife-lineage"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: schema 2 adds the plugins' series (``plugin_series/{step,key,value}`` and their names); a
+#: schema-1 file reads with those empty, and a resumed one is rewritten as schema 2
+PLUGIN_SERIES_SINCE = 2
 #: the step stamped on records of the agents present before the first step (the roots)
 ROOT_STEP = -1
 #: strategy code 0 in ``births/strategy``: an initial agent, made by no strategy
@@ -35,8 +38,8 @@ class Column:
     step_col: str | None = None
 
 
-def columns(genome_size: int) -> list[Column]:
-    """Every column dataset, in commit-table order."""
+def columns(genome_size: int, version: int = SCHEMA_VERSION) -> list[Column]:
+    """Every column dataset of a file of schema ``version``, in commit-table order."""
     cols = [
         Column("births/id", "i8", step_col="births/step"),
         Column("births/parents", "i8", (2,), step_col="births/step"),
@@ -62,7 +65,17 @@ def columns(genome_size: int) -> list[Column]:
     for name in OBSERVABLES:
         cols.append(Column(f"observables/{name}/step", "i8", step_col=f"observables/{name}/step"))
         cols.append(Column(f"observables/{name}/value", "f8", step_col=f"observables/{name}/step"))
+    if version >= PLUGIN_SERIES_SINCE:
+        # long format: one row per (step, series) sample; ``key`` indexes plugin_series_names
+        cols += [Column("plugin_series/step", "i8", step_col="plugin_series/step"),
+                 Column("plugin_series/key", "u2", step_col="plugin_series/step"),
+                 Column("plugin_series/value", "f8", step_col="plugin_series/step"),
+                 Column("plugin_series_names", "S64")]
     return cols
+
+
+#: the most series names a file holds (``plugin_series/key`` is uint16)
+MAX_SERIES = 65535
 
 
 #: population observables, H5MD-style ``observables/<name>/{step,value}``
@@ -117,14 +130,15 @@ def genome_digest(genomes: np.ndarray) -> np.ndarray:
     return mix64((bits * mult).sum(axis=1, dtype=np.uint64))
 
 
-def create(path: str | Path, attrs: dict[str, object], genome_size: int) -> None:
-    """Create an empty lineage file (not in SWMR mode) with every dataset and a first commit."""
-    cols = columns(genome_size)
+def create(path: str | Path, attrs: dict[str, object], genome_size: int, version: int = SCHEMA_VERSION) -> None:
+    """Create an empty lineage file (not in SWMR mode) with every dataset and a first commit
+    (``version``: an older schema, for tests of reading old files)."""
+    cols = columns(genome_size, version)
     with h5py.File(path, "w", libver="latest") as f:
         for k, v in attrs.items():
             f.attrs[k] = json.dumps(v) if isinstance(v, dict | list) else v
         f.attrs["format"] = FORMAT
-        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["schema_version"] = version
         f.attrs["root_step"] = ROOT_STEP
         f.attrs["genome_size"] = genome_size
         for c in cols:
@@ -143,14 +157,14 @@ def create(path: str | Path, attrs: dict[str, object], genome_size: int) -> None
 
 
 def write_file(path: str | Path, attrs: dict[str, object], genome_size: int,
-               data: dict[str, np.ndarray], step: int) -> None:
+               data: dict[str, np.ndarray], step: int, version: int = SCHEMA_VERSION) -> None:
     """Create a complete lineage file from column arrays (missing columns stay empty) with one
     commit at ``step``. The writer uses it to roll back on resume; tests build synthetic files."""
-    cols = columns(genome_size)
+    cols = columns(genome_size, version)
     unknown = set(data) - {c.path for c in cols}
     if unknown:
         raise ValueError(f"unknown lineage columns {sorted(unknown)}")
-    create(path, attrs, genome_size)
+    create(path, attrs, genome_size, version)
     with h5py.File(path, "r+", libver="latest") as f:
         for c in cols:
             if c.path in data:

@@ -19,7 +19,7 @@ reproduces a run.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -439,6 +439,37 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from alife.config import WorldConfig
+
+
+@hookspec
+def alife_series(sim: Simulation, step: int) -> dict[str, float] | None:
+    """Numbers a plugin wants recorded over the run, as series (its state, not the world's).
+
+    Fires in: world and task, whenever a recorder samples series (the lineage recorder every
+    ``--lineage-series-every`` steps, or generations on a task) and every 25 steps for the progress
+    bar of a world run of ``alife run``; only for plugins that implement it. Return the values *now*
+    (``{"name": number}``, or None for nothing this time): it may be called more than once a step
+    and must not change the plugin's state. Each value is recorded as ``"<plugin>.<name>"`` in
+    ``lineage.h5`` (``LineageFile.plugin_series``); names are letters, digits, ``_``, ``-`` and
+    ``.``, at most 64 bytes with the plugin's name; values real numbers (NaN allowed).
+
+    :param sim: the simulation (or task runner).
+    :param step: the step (generation) that is ending.
+    :return: ``{name: number}``, or None.
+    """
+
+
+@hookspec
+def alife_summary(sim: Simulation) -> dict[str, Any] | None:
+    """Fields a plugin adds to the run's ``summary.json`` (for instance each role's count over the run).
+
+    Fires in: world and task, once, when ``alife run`` writes the run's summary, after the last
+    step. Return a JSON-serialisable dict (or None); it appears under
+    ``plugin_fields.<plugin>``.
+
+    :param sim: the simulation (or task runner).
+    :return: a JSON-serialisable dict, or None.
+    """
 
 
 @hookspec

@@ -12,6 +12,8 @@ import difflib
 import importlib
 import importlib.metadata
 import importlib.util
+import numbers
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +68,10 @@ def _describe(x: Any) -> str:
 
 #: role -> the strategy a mode plays when the world file leaves the role empty
 MODE_DEFAULTS = {"selection": {"world": "energy-threshold", "task": "truncation"}}
+
+
+#: a plugin series name (``alife_series``)
+_SERIES_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 
 
 class PluginError(RuntimeError):
@@ -510,6 +516,57 @@ class PluginManager:
 
     def has_impls(self, hookname: str) -> bool:
         return bool(getattr(self._pm.hook, hookname).get_hookimpls())
+
+    def _each(self, hookname: str, **kwargs: Any) -> list[tuple[str, Any]]:
+        """Call every implementation of ``hookname`` on its own: ``(plugin name, result)`` pairs
+        (results that are None left out), an exception blamed on its plugin."""
+        out = []
+        for impl in getattr(self._pm.hook, hookname).get_hookimpls():
+            try:
+                res = impl.function(*[kwargs[a] for a in impl.argnames])
+            except PluginError:
+                raise
+            except Exception as e:
+                raise PluginError(f"plugin {impl.plugin_name!r} raised in hook {hookname}: "
+                                  f"{type(e).__name__}: {e}") from e
+            if res is not None:
+                out.append((impl.plugin_name, res))
+        return out
+
+    def series(self, sim: Any, step: int) -> dict[str, float]:
+        """Every plugin's ``alife_series`` values now, as ``{"<plugin>.<name>": float}``, checked."""
+        out: dict[str, float] = {}
+        for who, res in self._each("alife_series", sim=sim, step=step):
+            if not isinstance(res, dict):
+                raise PluginError(f"plugin {who!r}: hook alife_series returned {_describe(res)}; expected a dict "
+                                  "of name -> number, or None")
+            for k, v in res.items():
+                name = f"{who}.{k}"
+                if not (isinstance(k, str) and _SERIES_NAME.fullmatch(k) and len(name.encode()) <= 64):
+                    raise PluginError(f"plugin {who!r}: hook alife_series returned the series name {k!r}; names "
+                                      "are letters, digits, _ - and ., at most 64 bytes with the plugin's name")
+                if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                    if not (_is_tensor(v) and v.numel() == 1):
+                        raise PluginError(f"plugin {who!r}: hook alife_series returned {_describe(v)} for {k!r}; "
+                                          "expected a real number")
+                out[name] = float(v)
+        return out
+
+    def summary(self, sim: Any) -> dict[str, Any]:
+        """Every plugin's ``alife_summary`` fields, by plugin name, checked to be JSON."""
+        import json
+
+        out: dict[str, Any] = {}
+        for who, res in self._each("alife_summary", sim=sim):
+            try:
+                if not isinstance(res, dict):
+                    raise TypeError(f"got {_describe(res)}")
+                json.dumps(res, allow_nan=True)
+            except (TypeError, ValueError) as e:
+                raise PluginError(f"plugin {who!r}: hook alife_summary must return a JSON-serialisable dict "
+                                  f"({e})") from None
+            out[who] = res
+        return out
 
     def select_parents(self, sim: Any, slots: torch.Tensor, neighbours: torch.Tensor,
                        ready: torch.Tensor, fitness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

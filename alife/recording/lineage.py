@@ -90,6 +90,9 @@ class LineageRecorder:
         self._buf: dict[str, list[np.ndarray]] = {}
         self._cols: list[schema.Column] = []
         self._strategies: list[str] = []
+        #: plugin series name -> code (``plugin_series/key``)
+        self._series: dict[str, int] = {}
+        self._plugin_series = False
         self._species_seen = 0
         self._extinct = np.zeros(0, dtype=bool)
         self._last_step = ROOT_STEP - 1
@@ -101,6 +104,7 @@ class LineageRecorder:
     # ------------------------------------------------------------------ hooks
     @alife.hookimpl
     def alife_sim_start(self, sim: Any) -> None:
+        self._plugin_series = sim.hooks.has_impls("alife_series")
         if sim.resume_step is None or (sim.resume_step == 0 and not self.path.exists()):
             self._create(sim)  # (a run killed before its lineage file existed restarts from step 0)
         else:
@@ -251,6 +255,7 @@ class LineageRecorder:
         schema.write_file(self._tmp, out_attrs, int(attrs["genome_size"]), keep, resume_step - 1)
         self._install_tmp()
         self._strategies = [s.decode() for s in keep["strategy_names"]]
+        self._series = {s.decode(): i for i, s in enumerate(keep["plugin_series_names"])}
         self._species_seen = len(keep["species/id"])
         self._extinct = np.zeros(self._species_seen, dtype=bool)
         self._extinct[keep["extinctions/species"]] = True
@@ -319,6 +324,22 @@ class LineageRecorder:
         for name in OBSERVABLES:
             self._put(f"observables/{name}/step", np.array([step], dtype=np.int64))
             self._put(f"observables/{name}/value", np.array([values[name]], dtype=np.float64))
+        if self._plugin_series:
+            got = sim.hooks.series(sim, step)
+            if got:
+                keys = np.array([self._series_code(k) for k in got], dtype=np.uint16)
+                self._put("plugin_series/step", np.full(keys.size, step, dtype=np.int64))
+                self._put("plugin_series/key", keys)
+                self._put("plugin_series/value", np.fromiter(got.values(), dtype=np.float64, count=keys.size))
+
+    def _series_code(self, name: str) -> int:
+        code = self._series.get(name)
+        if code is None:
+            if len(self._series) >= schema.MAX_SERIES:
+                raise UserError(f"lineage: more than {schema.MAX_SERIES} plugin series names in one file")
+            code = self._series[name] = len(self._series)
+            self._put("plugin_series_names", np.array([name.encode()[:64]], dtype="S64"))
+        return code
 
     def _snapshot(self, sim: Any, step: int) -> None:
         st = sim.world

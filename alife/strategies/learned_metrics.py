@@ -179,6 +179,30 @@ class LearnedMetrics(Strategy):
         return out
 
     # ------------------------------------------------------------------ output
+    #: the latest row's numbers that go to the lineage file's plugin series (``alife_series``)
+    SERIES = ("fidelity_mean", "changed_mean", "acts_differently", "effect_median", "drift_mean", "children")
+
+    def latest(self) -> dict[str, float] | None:
+        """The latest recorded row as plain numbers (None before the first row)."""
+        if not self.rows:
+            return None
+        r = self.rows[-1]
+        q = r.get("effect_q")
+        vals = {**r, "effect_median": q[1] if q else None}
+        return {k: (math.nan if vals.get(k) is None else float(vals[k])) for k in self.SERIES}
+
+    @hookimpl
+    def alife_series(self, sim: Any, step: int) -> dict[str, float] | None:
+        """The latest row (every ``every`` steps) into ``lineage.h5``: read back with
+        ``alife.lineage.open(path).plugin_series``, columns ``learned-metrics.<name>``."""
+        return self.latest()
+
+    @hookimpl
+    def alife_summary(self, sim: Any) -> dict[str, Any] | None:
+        latest = self.latest()
+        return {"rows": len(self.rows), "every": self.params.every,
+                "latest": None if latest is None else {k: None if math.isnan(v) else v for k, v in latest.items()}}
+
     def result(self) -> dict[str, Any]:
         return {"definitions": __doc__, "every": self.params.every, "tol": self.params.tol,
                 "probes": self.params.probes, "strategies": self.names, "rows": self.rows,

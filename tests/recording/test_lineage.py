@@ -147,7 +147,7 @@ def test_bad_genome_cadence(spec):
 
 
 # ---------------------------------------------------------------------- resume rollback
-def synthetic_file(path: Path) -> None:
+def synthetic_file(path: Path, version: int = schema.SCHEMA_VERSION) -> None:
     """Agents 0..9 are roots at step -1; agent 10 + k is born at step k (k = 0..99) to parent k;
     agent j dies at step j + 50 for j < 40. One species per 25 steps. Then rows of a step-200
     record are appended after the last commit, as a killed writer would leave them."""
@@ -168,7 +168,11 @@ def synthetic_file(path: Path) -> None:
         "strategy_names": np.array([b"initial", b"test"]),
         "observables/population/step": k, "observables/population/value": k * 1.0,
     }
-    schema.write_file(path, {"world_name": "synthetic", "seed": 7, "causes": ["starved"]}, 4, data, 99)
+    if version >= schema.PLUGIN_SERIES_SINCE:  # two series, sampled every 10 steps
+        data.update({"plugin_series/step": np.repeat(k[::10], 2), "plugin_series/key": np.tile([0, 1], 10),
+                     "plugin_series/value": np.arange(20) * 0.5,
+                     "plugin_series_names": np.array([b"p.a", b"p.b"])})
+    schema.write_file(path, {"world_name": "synthetic", "seed": 7, "causes": ["starved"]}, 4, data, 99, version)
     with h5py.File(path, "r+", libver="latest") as f:
         for name in ("births/id", "births/step", "deaths/step"):
             d = f[name]
@@ -176,13 +180,18 @@ def synthetic_file(path: Path) -> None:
             d[-3:] = 200
 
 
-def test_resume_rolls_back_every_record_from_the_resume_step(tmp_path):
+@pytest.mark.parametrize("version", [1, 2])
+def test_resume_rolls_back_every_record_from_the_resume_step(tmp_path, version):
+    """Schema 2 and a schema-1 file (which reads with empty plugin series and is rewritten as 2)."""
     path = tmp_path / "lineage.h5"
-    synthetic_file(path)
+    synthetic_file(path, version)
     before = alife.lineage.open(path)
     assert before.last_step == 99 and len(before.ids) == 110  # the uncommitted rows are not read
+    assert before.attrs["schema_version"] == version
+    assert before.plugin_series.shape == ((10, 2) if version == 2 else (0, 0))
     rec = LineageRecorder(path)
-    rec.alife_sim_start(SimpleNamespace(resume_step=60, layout=SimpleNamespace(size=4)))
+    rec.alife_sim_start(SimpleNamespace(resume_step=60, layout=SimpleNamespace(size=4),
+                                        hooks=SimpleNamespace(has_impls=lambda hook: False)))
     rec._put("deaths/id", np.array([41]))  # the resumed run goes on appending
     for name, value in (("deaths/step", 60), ("deaths/cause", 0), ("deaths/offspring", 0), ("deaths/lifetime_energy", 0)):
         rec._put(name, np.array([value]).astype(schema.columns(4)[[c.path for c in schema.columns(4)].index(name)].dtype))
@@ -198,6 +207,13 @@ def test_resume_rolls_back_every_record_from_the_resume_step(tmp_path):
     assert lin.series.index.tolist() == list(range(60))
     assert lin.strategy_names == ["initial", "test"]
     assert lin.attrs["resumes"] == [{"step": 60, "last_commit": 99}]
+    assert lin.attrs["schema_version"] == schema.SCHEMA_VERSION
+    if version == 2:  # the series samples of steps 0..50 kept, names and codes as they were
+        assert lin.plugin_series.index.tolist() == [0, 10, 20, 30, 40, 50]
+        assert lin.plugin_series.columns.tolist() == ["p.a", "p.b"]
+        assert lin.plugin_series["p.b"].tolist() == [0.5, 1.5, 2.5, 3.5, 4.5, 5.5]
+    else:
+        assert lin.plugin_series.empty
     assert lin.attrs["seed"] == 7
     assert not (tmp_path / "lineage.h5.tmp").exists()
 
@@ -208,7 +224,8 @@ def test_resume_of_a_real_file_keeps_exactly_the_earlier_records(tmp_path):
         sim.run(40)
     full = alife.lineage.open(path)
     rec = LineageRecorder(path)
-    rec.alife_sim_start(SimpleNamespace(resume_step=25, layout=SimpleNamespace(size=int(full.attrs["genome_size"]))))
+    rec.alife_sim_start(SimpleNamespace(resume_step=25, layout=SimpleNamespace(size=int(full.attrs["genome_size"])),
+                                        hooks=SimpleNamespace(has_impls=lambda hook: False)))
     rec._f.close()
     cut = alife.lineage.open(path)
     assert cut.last_step == 24
