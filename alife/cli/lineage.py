@@ -116,6 +116,12 @@ def _summary(lin: Any, args: argparse.Namespace) -> int:
         last = ps.ffill().iloc[-1]
         print(f"plugin series ({len(ps)} samples): " + ", ".join(f"{k} {_num(v, '.4g')}" for k, v in last.items())
               + " (last values)")
+    cyc = analysis.role_cycles(lin)
+    if cyc is not None:
+        print(f"predator-prey cycles ({cyc['series'][1]} against {cyc['series'][0]}, {cyc['samples']} samples while "
+              f"both live, to step {cyc['both_alive_until']}): predators lag prey by {cyc['lag_steps']:.0f} steps "
+              f"(cross-correlation {cyc['r']:.2f} there, {cyc['r_zero']:.2f} at lag 0; white-noise 95% level "
+              f"{cyc['threshold']:.2f})")
     lod = lin.line_of_descent()
     if len(lod):
         print(f"line of descent of the most abundant living lineage: {len(lod)} agents, "

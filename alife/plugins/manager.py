@@ -44,6 +44,7 @@ BUILTIN_PLUGINS = (
     "alife.strategies.behaviour",
     "alife.strategies.nes",
     "alife.strategies.learned",
+    "alife.strategies.predator_prey",
 )
 
 

@@ -1,0 +1,151 @@
+"""Interaction ``predator-prey``: two heritable roles, prey that graze and predators that eat them.
+
+Each agent has a role, kept per slot (``predator-prey.role``: 0 prey, 1 predator) and inherited
+from its first parent, so a role is a lineage's, never a slot's previous occupant's. At the start
+``predator_share`` of the founders (drawn from the run's generator) are predators; agents refilled
+after an extinction of the whole population are prey. The rule, every step, for whole arrays:
+
+- **what each role can do** (``alife_after_act``, on the chosen actions): predators cannot graze
+  (their ``eat`` output is switched off), so a predator's only income is prey; with
+  ``prey_attack = false`` prey cannot attack either (``attack`` off);
+- **what an attack does** (``alife_interact``, the interaction role): a predator's attack on a prey
+  takes ``damage`` energy from it and gives the predator ``gain`` of that; a prey's attack on a
+  prey is the world's own predation (``agent.attack_damage``, ``agent.attack_gain``: without it a
+  prey population that nothing else thins overshoots its grass and crashes); an attack on a
+  predator does nothing. An agent whose energy reaches 0 dies ``eaten``;
+- **what each role costs** (``alife_step_start``): a predator pays ``predator_cost`` energy a step
+  on top of the world's ``agent.base_cost`` (a bigger body), so predators starve without prey.
+
+Reproduction is the world's (``energy-threshold`` unless the world names another selection):
+each role reproduces when it has gathered ``agent.reproduce_energy``; a predator that reproduces
+makes a predator. Senses are the world's own: an agent sees its nearest agent's offset, energy and
+kin tag, and the roles are separate lineages with separate kin tags from the first step, so the
+two roles can tell each other apart by the tags they evolve.
+
+Records: ``alife_series`` gives each role's count (``predator-prey.prey``, ``predator-prey.predators``)
+to the lineage file (and the progress bar); ``alife_summary`` puts the counts over the run (every
+``record_every`` steps), their extremes and each role's extinction step into ``summary.json``.
+``alife lineage FILE summary`` reports the lag of the cross-correlation between the two counts
+(:func:`alife.lineage.analysis.role_cycles`).
+
+``worlds/predator_prey.toml`` uses it; ``[plugin.predator-prey]`` holds the parameters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from alife.config import setting
+from alife.plugins import hookimpl
+from alife.strategies.base import Strategy
+
+ROLE = "predator-prey.role"
+PREY, PREDATOR = 0, 1
+EAT, ATTACK = 2, 3  # action columns (alife.genome.ACTIONS: turn, speed, eat, attack, mate)
+
+
+@dataclass
+class PredatorPreyParams:
+    predator_share: float = setting(0.2, "share of the founders that are predators", lo=0.0, hi=1.0)
+    damage: float = setting(1.5, "energy a predator's attack takes from a prey", lo=0.0, hi=1e6)
+    gain: float = setting(0.8, "share of the energy taken that the predator gains", lo=0.0, hi=1.0)
+    predator_cost: float = setting(0.01, "energy a predator pays per step beyond agent.base_cost", lo=0.0, hi=1e6)
+    prey_attack: bool = setting(True, "prey may attack prey (the world's own predation: agent.attack_damage, attack_gain); "
+                                "false: prey cannot attack")
+    record_every: int = setting(100, "steps between the counts kept for summary.json", lo=1, hi=1 << 30)
+
+
+class PredatorPrey(Strategy):
+    role, name, Params = "interaction", "predator-prey", PredatorPreyParams
+    modes = ("world",)
+
+    def setup(self, sim: Any) -> None:
+        self.roles = sim.arrays.add_slot(ROLE, dtype=torch.int8, inherit="first", fill=PREY)
+        self.history: dict[str, list[int]] = {"step": [], "prey": [], "predators": []}
+        self.extinct: dict[str, int | None] = {"prey": None, "predators": None}
+
+    # ------------------------------------------------------------------ roles
+    @hookimpl
+    def alife_sim_start(self, sim: Any) -> None:
+        if sim.resume_step is not None:  # the roles came back with the checkpoint's arrays
+            return
+        live = sim.world.alive_slots()
+        k = round(self.params.predator_share * live.numel())
+        pick = torch.randperm(live.numel(), generator=sim.generator, device=live.device)[:k]
+        self.roles[live[pick]] = PREDATOR
+
+    def counts(self, sim: Any) -> tuple[int, int]:
+        """(prey, predators) among the living."""
+        r = self.roles[sim.world.alive_slots()]
+        pred = int((r == PREDATOR).sum())
+        return int(r.numel()) - pred, pred
+
+    # ------------------------------------------------------------------ what each role does
+    @hookimpl
+    def alife_after_act(self, sim: Any, slots: torch.Tensor, actions: torch.Tensor) -> None:
+        pred = self.roles[slots] == PREDATOR
+        actions[:, EAT] = torch.where(pred, -1.0, actions[:, EAT])
+        if not self.params.prey_attack:
+            actions[:, ATTACK] = torch.where(pred, actions[:, ATTACK], -1.0)
+
+    @hookimpl
+    def alife_interact(self, sim: Any, attackers: torch.Tensor, targets: torch.Tensor):
+        ra, rt = self.roles[attackers], self.roles[targets]
+        hunt = (ra == PREDATOR) & (rt == PREY)
+        a = sim.config.agent
+        # prey on prey (when prey_attack): the world's own predation; anything else does nothing
+        fight = (ra == PREY) & (rt == PREY)
+        damage = torch.where(hunt, self.params.damage, torch.where(fight, a.attack_damage, 0.0)).to(torch.float32)
+        gain = damage * torch.where(hunt, self.params.gain, a.attack_gain).to(torch.float32)
+        return damage, gain
+
+    @hookimpl
+    def alife_step_start(self, sim: Any, step: int) -> None:
+        if self.params.predator_cost > 0:
+            st = sim.world
+            pred = st.alive[: st.hw] & (self.roles[: st.hw] == PREDATOR)
+            st.energy[: st.hw] -= torch.where(pred, self.params.predator_cost, 0.0)
+
+    # ------------------------------------------------------------------ records
+    @hookimpl
+    def alife_step_end(self, sim: Any, step: int) -> None:
+        prey, pred = self.counts(sim)
+        for name, n in (("prey", prey), ("predators", pred)):
+            if n == 0 and self.extinct[name] is None:
+                self.extinct[name] = int(step)
+        if step % self.params.record_every == 0:
+            self.history["step"].append(int(step))
+            self.history["prey"].append(prey)
+            self.history["predators"].append(pred)
+
+    @hookimpl
+    def alife_series(self, sim: Any, step: int) -> dict[str, float]:
+        prey, pred = self.counts(sim)
+        return {"prey": prey, "predators": pred}
+
+    @hookimpl
+    def alife_summary(self, sim: Any) -> dict[str, Any]:
+        prey, pred = self.counts(sim)
+        h = self.history
+        return {"final": {"prey": prey, "predators": pred},
+                "min": {k: min(h[k], default=None) for k in ("prey", "predators")},
+                "max": {k: max(h[k], default=None) for k in ("prey", "predators")},
+                "extinct_at_step": dict(self.extinct),
+                "record_every": self.params.record_every, "counts": h}
+
+    def state_dict(self) -> dict[str, Any]:
+        import json
+
+        return {"history": json.dumps(self.history), "extinct": json.dumps(self.extinct)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        import json
+
+        self.history = json.loads(str(state["history"]))
+        self.extinct = json.loads(str(state["extinct"]))
+
+
+ALIFE_PLUGINS = [PredatorPrey]

@@ -1,0 +1,101 @@
+"""Predator-prey (``alife.strategies.predator_prey``): roles breed true, predators do not graze
+and live off prey, the counts reach summary.json and lineage.h5, and the cycle lag analysis
+gives known answers (a lagged sine, independent noise)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import alife
+from alife.cli.main import main
+from alife.lineage.analysis import cross_correlation_lag
+from alife.plugins import hookimpl
+from alife.strategies.predator_prey import PREDATOR, PREY, ROLE
+from tests.conftest import SMALL
+
+ROOT = Path(__file__).resolve().parents[1]
+WORLD = ROOT / "worlds" / "predator_prey.toml"
+
+
+class Watch:
+    """Records every birth's role against its first parent's, and the predators' actions."""
+
+    def __init__(self):
+        self.births = self.mismatch = 0
+        self.pred_ate = -float("inf")
+
+    @hookimpl
+    def alife_agents_born(self, sim, births):
+        roles = sim.arrays[ROLE]
+        kids = torch.as_tensor(births.slots)
+        first = torch.as_tensor(births.parent_slots[:, 0])
+        has = first >= 0
+        self.births += int(has.sum())
+        self.mismatch += int((roles[kids[has]] != roles[first[has]]).sum())
+
+    @hookimpl
+    def alife_step_end(self, sim, step):
+        st = sim.world
+        pred = st.alive & (sim.arrays[ROLE] == PREDATOR) & (st.age > 0)  # newborns have not acted
+        self.pred_ate = max(self.pred_ate, float(st.last_action[pred, 2].max()) if pred.any() else -1.0)
+
+
+def test_roles_breed_true_and_predators_do_not_graze():
+    w = Watch()
+    sim = alife.Simulation(WORLD, seed=1, plugins=[w], overrides=SMALL)
+    pp = sim.hooks.get_plugin("predator-prey")
+    prey0, pred0 = pp.counts(sim)
+    assert pred0 == round(0.2 * SMALL["world.initial_agents"]) and prey0 + pred0 == SMALL["world.initial_agents"]
+    sim.run(150)
+    assert w.births > 50 and w.mismatch == 0  # every child has its first parent's role
+    assert w.pred_ate == -1.0  # the eat output of every predator was switched off
+    assert sim.totals["deaths_eaten"] > 0
+
+
+def test_only_predators_gain_from_eating_prey():
+    sim = alife.Simulation(WORLD, seed=2, overrides=SMALL)
+    pp = sim.hooks.get_plugin("predator-prey")
+    roles = sim.arrays[ROLE]
+    a = torch.tensor([0, 1, 2, 3])
+    roles[a] = torch.tensor([PREDATOR, PREDATOR, PREY, PREY], dtype=roles.dtype)
+    attackers, targets = torch.tensor([0, 0, 2, 2]), torch.tensor([2, 1, 3, 0])
+    damage, gain = pp.alife_interact(sim, attackers, targets)
+    p, ag = pp.params, sim.config.agent
+    # predator on prey; predator on predator; prey on prey (the world's predation); prey on predator
+    torch.testing.assert_close(damage, torch.tensor([p.damage, 0.0, ag.attack_damage, 0.0]))
+    torch.testing.assert_close(gain, torch.tensor([p.damage * p.gain, 0.0, ag.attack_damage * ag.attack_gain, 0.0]))
+
+
+def test_role_counts_reach_the_summary_and_the_lineage_file(tmp_path: Path):
+    out = tmp_path / "run"
+    over = {**SMALL, "plugin.predator-prey.record_every": 10}
+    assert main(["run", str(WORLD), "--steps", "80", "--seed", "3", "--no-progress", "--out", str(out),
+                 "--no-record", "replay", *[f"--set={k}={v}" for k, v in over.items()]]) == 0
+    s = json.loads((out / "summary.json").read_text())
+    pp = s["plugin_fields"]["predator-prey"]
+    assert pp["counts"]["step"] == list(range(0, 80, 10))
+    assert pp["final"]["prey"] + pp["final"]["predators"] == s["population"]["final"]
+    series = alife.lineage.open(out / "lineage.h5").plugin_series
+    np.testing.assert_array_equal(series["predator-prey.prey"].to_numpy()[: len(pp["counts"]["prey"])],
+                                  pp["counts"]["prey"])
+
+
+def test_the_lag_of_a_lagged_cycle_is_found():
+    t = np.arange(400)
+    rng = np.random.default_rng(0)
+    prey = 100 + 50 * np.sin(2 * np.pi * t / 80) + rng.normal(0, 5, t.size)
+    pred = 30 + 15 * np.sin(2 * np.pi * (t - 20) / 80) + rng.normal(0, 2, t.size)  # a quarter period later
+    r = cross_correlation_lag(prey, pred, 60)
+    assert r["lag"] in (19, 20, 21) and r["r"] > 0.9 and r["significant"]
+    assert cross_correlation_lag(pred, prey, 60)["lag"] in (-21, -20, -19)  # the other way round
+
+
+def test_independent_noise_shows_no_significant_lag():
+    rng = np.random.default_rng(7)
+    x, y = rng.normal(size=500), rng.normal(size=500)
+    r = cross_correlation_lag(x, y, 0)
+    assert abs(r["r"]) < r["threshold"] and not r["significant"]
