@@ -49,7 +49,7 @@ def test_roles_breed_true_and_predators_do_not_graze():
     sim = alife.Simulation(WORLD, seed=1, plugins=[w], overrides=SMALL)
     pp = sim.hooks.get_plugin("predator-prey")
     prey0, pred0 = pp.counts(sim)
-    assert pred0 == round(0.2 * SMALL["world.initial_agents"]) and prey0 + pred0 == SMALL["world.initial_agents"]
+    assert pred0 == round(pp.params.predator_share * SMALL["world.initial_agents"]) and prey0 + pred0 == SMALL["world.initial_agents"]
     sim.run(150)
     assert w.births > 50 and w.mismatch == 0  # every child has its first parent's role
     assert w.pred_ate == -1.0  # the eat output of every predator was switched off
