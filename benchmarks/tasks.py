@@ -98,7 +98,11 @@ def median_ci(values: list[float | None], rng: np.random.Generator, n_boot: int 
     """Median and 95% percentile-bootstrap interval; ``None`` (not reached) counts as infinity."""
     x = np.array([math.inf if v is None else v for v in values], dtype=float)
     boots = np.median(rng.choice(x, size=(n_boot, x.size), replace=True), axis=1)
-    return float(np.median(x)), float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))
+    # "nearest", not interpolated: between a finite median and an infinite one (runs that never
+    # reached the threshold) interpolation gives NaN
+    lo, hi = np.percentile(boots, [2.5, 97.5], method="nearest")
+    med = np.median(x) if np.isfinite(x).all() else np.percentile(x, 50, method="nearest")
+    return float(med), float(lo), float(hi)
 
 
 #: two-sided 95% Student-t quantiles by degrees of freedom (1.96 past the table)
