@@ -372,8 +372,10 @@ def run_replicate(pools: list[Pool], world: Any, seed: int, steps: int, every: i
                   which_pools: Sequence[int], agents: int | None = None, foraging: bool = False,
                   overrides: dict[str, Any] | None = None, plugins: Iterable[Any] = (),
                   modules: Iterable[str] = (), plugins_dirs: Iterable[str | Path] = (),
-                  device: str | None = "cpu", blocked: Iterable[str] = ()) -> Replicate:
-    """One replicate world with seed ``seed`` holding the pools ``which_pools`` in equal numbers."""
+                  device: str | None = "cpu", blocked: Iterable[str] = (),
+                  shares: Sequence[float] | None = None) -> Replicate:
+    """One replicate world with seed ``seed`` holding the pools ``which_pools`` in equal numbers
+    (or in the proportions ``shares``, one per pool of ``which_pools``, rounded to agents)."""
     from alife import config as config_mod
     from alife.simulation import Simulation
 
@@ -381,7 +383,15 @@ def run_replicate(pools: list[Pool], world: Any, seed: int, steps: int, every: i
     n = int(agents or cfg0.world.initial_agents)
     rng = np.random.default_rng(seed)
     sub = [pools[j] for j in which_pools]
-    which = rng.permutation(np.arange(n) % len(sub))
+    if shares is None:
+        which = rng.permutation(np.arange(n) % len(sub))
+    else:
+        w = np.asarray(shares, dtype=np.float64)
+        if w.shape != (len(sub),) or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+            raise ValueError(f"shares must be {len(sub)} non-negative numbers with a positive sum, got {list(shares)}")
+        counts = np.floor(w / w.sum() * n).astype(np.int64)
+        counts[np.argmax(w)] += n - counts.sum()
+        which = rng.permutation(np.repeat(np.arange(len(sub)), counts))
     k = _groups(sub, which, rng)
     ov = dict(overrides or {})
     ov.update({"world.initial_agents": n, "world.initial_species": k, "seed": int(seed)})

@@ -8,12 +8,14 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 import alife
 from alife.cli.main import main
 from alife.lineage.analysis import cross_correlation_lag
 from alife.plugins import hookimpl
+from alife.plugins.manager import PluginError
 from alife.strategies.predator_prey import PREDATOR, PREY, ROLE
 from tests.conftest import SMALL
 
@@ -99,3 +101,36 @@ def test_independent_noise_shows_no_significant_lag():
     x, y = rng.normal(size=500), rng.normal(size=500)
     r = cross_correlation_lag(x, y, 0)
     assert abs(r["r"]) < r["threshold"] and not r["significant"]
+
+
+def test_predators_breed_at_their_own_threshold():
+    """``predator_reproduce_energy``: predators reproduce only at that energy (the fused kernel
+    reads the per-agent threshold), prey at the world's, and children keep their parent's."""
+    from alife.world.arrays import REPRODUCE_ENERGY
+
+    class Parents:
+        def __init__(self):
+            self.pred, self.prey = [], []
+
+        @hookimpl
+        def alife_agents_born(self, sim, births):
+            a = sim.config.agent
+            first = np.asarray(births.parent_slots[:, 0])
+            slots, n = np.unique(first[first >= 0], return_counts=True)
+            before = sim.world.energy[torch.as_tensor(slots)].numpy() + n * (a.child_energy + a.birth_cost)
+            role = sim.arrays[ROLE][torch.as_tensor(slots)].numpy()
+            self.pred += before[role == PREDATOR].tolist()
+            self.prey += before[role == PREY].tolist()
+            kids = torch.as_tensor(births.slots)
+            thr = sim.arrays[REPRODUCE_ENERGY]
+            assert torch.equal(thr[kids], thr[torch.as_tensor(births.parent_slots[:, 0])])
+
+    w = Parents()
+    over = {**SMALL, "plugin.predator-prey.predator_reproduce_energy": 4.5}
+    sim = alife.Simulation(WORLD, seed=4, plugins=[w], overrides=over)
+    sim.run(300)
+    assert len(w.pred) > 3 and len(w.prey) > 20
+    assert min(w.pred) >= 4.5 - 1e-4
+    assert min(w.prey) < 4.5  # prey breed at the world's 3.0
+    with pytest.raises(PluginError, match="predator_reproduce_energy: 7.0 can never be reached"):
+        alife.Simulation(WORLD, seed=4, overrides={**SMALL, "plugin.predator-prey.predator_reproduce_energy": 7.0})

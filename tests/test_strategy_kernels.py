@@ -137,3 +137,33 @@ def test_a_wrapped_role_leaves_the_fused_path():
     assert not sim._builtin_reproduction()
     sim.run(10)
     assert Watch.calls > 0
+
+
+def test_selection_with_a_threshold_per_agent(sim):
+    """A per-agent threshold (``reproduce_energy_per_agent``): the kernel and the torch code read
+    each slot's own, and agents below theirs are never chosen."""
+    from alife.strategies.kernels import select_cpu
+    from alife.world.arrays import reproduce_energy_per_agent
+
+    st = sim.world
+    g = torch.Generator().manual_seed(3)
+    st.energy[: st.hw] = torch.rand(st.hw, generator=g) * 6.0
+    thr = torch.rand(st.energy.shape[0], generator=g) * 6.0
+    live = st.alive_slots()
+    near = torch.full((live.numel(),), -1, dtype=torch.int64)
+    ready = st.ready[live]
+    a = sim.config.agent
+    got = select_cpu(st, live, near, ready, thr, a.min_reproduce_age)
+    want = select_torch(st, a, live, near, ready, thr[live])
+    for x, y in zip(got, want, strict=True):
+        torch.testing.assert_close(x, y, rtol=0, atol=0)
+    chosen = got[0]
+    old = st.age[live] >= a.min_reproduce_age
+    assert torch.equal(chosen, live[(st.energy[live] >= thr[live]) & old])
+    assert chosen.numel() != int(((st.energy[live] >= a.reproduce_energy) & old).sum())  # not the world's one
+    # registered, it is what the strategy reads
+    per = reproduce_energy_per_agent(sim)
+    assert float(per[0]) == a.reproduce_energy and reproduce_energy_per_agent(sim) is per
+    per.copy_(thr)
+    got2 = EnergyThreshold().alife_select_parents(sim, live, near, ready)
+    torch.testing.assert_close(got2[0], chosen, rtol=0, atol=0)

@@ -118,8 +118,9 @@ def _summary(lin: Any, args: argparse.Namespace) -> int:
               + " (last values)")
     cyc = analysis.role_cycles(lin)
     if cyc is not None:
-        print(f"predator-prey cycles ({cyc['series'][1]} against {cyc['series'][0]}, {cyc['samples']} samples while "
-              f"both live, to step {cyc['both_alive_until']}): predators lag prey by {cyc['lag_steps']:.0f} steps "
+        hi, lo = (c.rpartition(".")[2] for c in (cyc["series"][1], cyc["series"][0]))
+        print(f"{lo}-{hi} cycles ({cyc['series'][1]} against {cyc['series'][0]}, {cyc['samples']} samples while "
+              f"both live, to step {cyc['both_alive_until']}): {hi} lag {lo} by {cyc['lag_steps']:.0f} steps "
               f"(cross-correlation {cyc['r']:.2f} there, {cyc['r_zero']:.2f} at lag 0; white-noise 95% level "
               f"{cyc['threshold']:.2f})")
     lod = lin.line_of_descent()

@@ -44,7 +44,7 @@ from alife.errors import UserError
 from alife.plugins.manager import PluginError
 
 SUBCOMMANDS = ("alife.cli.run", "alife.cli.plugins", "alife.cli.lineage", "alife.cli.replay", "alife.cli.assay",
-               "alife.cli.sweep")
+               "alife.cli.armsrace", "alife.cli.sweep")
 
 
 def build_parser() -> argparse.ArgumentParser:

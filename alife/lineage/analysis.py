@@ -314,28 +314,34 @@ def cross_correlation_lag(prey: np.ndarray, predators: np.ndarray, max_lag: int)
     return out
 
 
+#: series name suffixes of the two-role rules, (the fed-upon role, the feeding role)
+ROLE_PAIRS = ((".prey", ".predators"), (".hosts", ".parasites"))
+
+
 def role_cycles(lin: LineageFile, max_lag_fraction: float = 0.25) -> dict[str, Any] | None:
-    """Predator-prey cycles of a run with roles: the cross-correlation lag
+    """Consumer-resource cycles of a run with roles: the cross-correlation lag
     (:func:`cross_correlation_lag`) between the plugin series ``<plugin>.prey`` and
-    ``<plugin>.predators`` (``alife.strategies.predator_prey`` records them), over the samples where
-    both roles are alive, the lag converted to steps. None for a file without both series, or with
-    fewer than 20 samples in which both roles live."""
+    ``<plugin>.predators`` (``alife.strategies.predator_prey`` records them; or ``.hosts`` and
+    ``.parasites``, ``alife.strategies.host_parasite``), over the samples where both roles are
+    alive, the lag converted to steps (positive: the consumer's count follows the other's). None
+    for a file without such a pair of series, or with fewer than 20 samples in which both live."""
     ps = lin.plugin_series
     for col in ps.columns:
-        if not col.endswith(".prey"):
-            continue
-        other = col[: -len(".prey")] + ".predators"
-        if other not in ps.columns:
-            continue
-        both = ps[[col, other]].dropna()
-        both = both[(both[col] > 0) & (both[other] > 0)]
-        if len(both) < 20:
-            return None
-        steps = both.index.to_numpy()
-        dt = float(np.median(np.diff(steps)))
-        out = cross_correlation_lag(both[col].to_numpy(), both[other].to_numpy(),
-                                    max(1, int(len(both) * max_lag_fraction)))
-        out.update(lag_steps=out["lag"] * dt, sample_every=dt, series=(col, other),
-                   both_alive_until=int(steps[-1]))
-        return out
+        for low, high in ROLE_PAIRS:
+            if not col.endswith(low):
+                continue
+            other = col[: -len(low)] + high
+            if other not in ps.columns:
+                continue
+            both = ps[[col, other]].dropna()
+            both = both[(both[col] > 0) & (both[other] > 0)]
+            if len(both) < 20:
+                return None
+            steps = both.index.to_numpy()
+            dt = float(np.median(np.diff(steps)))
+            out = cross_correlation_lag(both[col].to_numpy(), both[other].to_numpy(),
+                                        max(1, int(len(both) * max_lag_fraction)))
+            out.update(lag_steps=out["lag"] * dt, sample_every=dt, series=(col, other),
+                       both_alive_until=int(steps[-1]))
+            return out
     return None

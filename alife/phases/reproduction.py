@@ -19,6 +19,7 @@ import torch
 
 from alife.events import Births
 from alife.strategies import kernels as SK
+from alife.world.arrays import reproduce_energy
 from alife.world.kernels import first_free_cpu, live_contacts_cpu, place_children_cpu
 
 if TYPE_CHECKING:
@@ -304,7 +305,7 @@ class Reproduction:
         lay, mu, f32, n = sim.layout, sim.config.mutation, np.float32, nb.shape[0]
         parents, partners = np.empty(n, np.int64), np.empty(n, np.int64)
         k = SK._parents(nb.numpy(), dist.numpy(), v.alive[:n], v.ready[:n], v.energy[:n], v.age[:n],
-                        f32(radius), f32(a.reproduce_energy), a.min_reproduce_age,
+                        f32(radius), SK.thresholds_np(reproduce_energy(sim)), a.min_reproduce_age,
                         parents, partners)
         if k == 0:
             return

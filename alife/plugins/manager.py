@@ -45,6 +45,7 @@ BUILTIN_PLUGINS = (
     "alife.strategies.nes",
     "alife.strategies.learned",
     "alife.strategies.predator_prey",
+    "alife.strategies.host_parasite",
 )
 
 

@@ -29,7 +29,7 @@ if HAVE_NUMBA:
         k = 0
         for c in range(slots.shape[0]):
             s = slots[c]
-            if energy[s] >= min_energy and age[s] >= min_age:
+            if energy[s] >= min_energy[s % min_energy.shape[0]] and age[s] >= min_age:
                 nb = neighbours[c]
                 partner = -1
                 if ready_live[c] and nb >= 0 and ready[nb] and alive[nb]:
@@ -149,13 +149,22 @@ def on_cpu(t: torch.Tensor) -> bool:
     return HAVE_NUMBA and t.device.type == "cpu"
 
 
+def thresholds_np(min_energy: float | torch.Tensor) -> np.ndarray:
+    """The kernels' form of a reproduction threshold: a float32 array of one value (the world's)
+    or one per slot (indexed by slot)."""
+    if isinstance(min_energy, torch.Tensor):
+        return min_energy.numpy()
+    return np.full(1, min_energy, np.float32)
+
+
 def select_cpu(st, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor,
-               min_energy: float, min_age: int) -> tuple[torch.Tensor, torch.Tensor]:
+               min_energy: float | torch.Tensor, min_age: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``energy-threshold`` selection; ``min_energy`` one threshold or one per slot."""
     v = st.np
     parents = np.empty(slots.shape[0], np.int64)
     partners = np.empty(slots.shape[0], np.int64)
     k = _select(slots.numpy(), neighbours.numpy(), ready.numpy(), v.energy, v.age, v.ready, v.alive,
-                np.float32(min_energy), min_age, parents, partners)
+                thresholds_np(min_energy), min_age, parents, partners)
     return torch.from_numpy(parents[:k]), torch.from_numpy(partners[:k])
 
 

@@ -22,9 +22,9 @@ makes a predator. Senses are the world's own: an agent sees its nearest agent's 
 kin tag, and the roles are separate lineages with separate kin tags from the first step, so the
 two roles can tell each other apart by the tags they evolve.
 
-Records: ``alife_series`` gives each role's count (``predator-prey.prey``, ``predator-prey.predators``)
-to the lineage file (and the progress bar); ``alife_summary`` puts the counts over the run (every
-``record_every`` steps), their extremes and each role's extinction step into ``summary.json``.
+Roles, founders and records come from :class:`alife.strategies.roles.TwoRoles`: each role's count
+(``predator-prey.prey``, ``predator-prey.predators``) goes to the lineage file (and the progress
+bar) and, every ``record_every`` steps, with its extremes and extinction step into ``summary.json``.
 ``alife lineage FILE summary`` reports the lag of the cross-correlation between the two counts
 (:func:`alife.lineage.analysis.role_cycles`).
 
@@ -40,7 +40,7 @@ import torch
 
 from alife.config import setting
 from alife.plugins import hookimpl
-from alife.strategies.base import Strategy
+from alife.strategies.roles import TwoRoles
 
 ROLE = "predator-prey.role"
 PREY, PREDATOR = 0, 1
@@ -55,33 +55,14 @@ class PredatorPreyParams:
     predator_cost: float = setting(0.01, "energy a predator pays per step beyond agent.base_cost", lo=0.0, hi=1e6)
     prey_attack: bool = setting(True, "prey may attack prey (the world's own predation: agent.attack_damage, attack_gain); "
                                 "false: prey cannot attack")
+    predator_reproduce_energy: float = setting(0.0, "energy at which a predator reproduces (0: agent.reproduce_energy, as for the other role)", lo=0.0, hi=1e6)
     record_every: int = setting(100, "steps between the counts kept for summary.json", lo=1, hi=1 << 30)
 
 
-class PredatorPrey(Strategy):
-    role, name, Params = "interaction", "predator-prey", PredatorPreyParams
-    modes = ("world",)
-
-    def setup(self, sim: Any) -> None:
-        self.roles = sim.arrays.add_slot(ROLE, dtype=torch.int8, inherit="first", fill=PREY)
-        self.history: dict[str, list[int]] = {"step": [], "prey": [], "predators": []}
-        self.extinct: dict[str, int | None] = {"prey": None, "predators": None}
-
-    # ------------------------------------------------------------------ roles
-    @hookimpl
-    def alife_sim_start(self, sim: Any) -> None:
-        if sim.resume_step is not None:  # the roles came back with the checkpoint's arrays
-            return
-        live = sim.world.alive_slots()
-        k = round(self.params.predator_share * live.numel())
-        pick = torch.randperm(live.numel(), generator=sim.generator, device=live.device)[:k]
-        self.roles[live[pick]] = PREDATOR
-
-    def counts(self, sim: Any) -> tuple[int, int]:
-        """(prey, predators) among the living."""
-        r = self.roles[sim.world.alive_slots()]
-        pred = int((r == PREDATOR).sum())
-        return int(r.numel()) - pred, pred
+class PredatorPrey(TwoRoles):
+    name, Params = "predator-prey", PredatorPreyParams
+    array, names, share_param = ROLE, ("prey", "predators"), "predator_share"
+    threshold_param = "predator_reproduce_energy"
 
     # ------------------------------------------------------------------ what each role does
     @hookimpl
@@ -108,44 +89,6 @@ class PredatorPrey(Strategy):
             st = sim.world
             pred = st.alive[: st.hw] & (self.roles[: st.hw] == PREDATOR)
             st.energy[: st.hw] -= torch.where(pred, self.params.predator_cost, 0.0)
-
-    # ------------------------------------------------------------------ records
-    @hookimpl
-    def alife_step_end(self, sim: Any, step: int) -> None:
-        prey, pred = self.counts(sim)
-        for name, n in (("prey", prey), ("predators", pred)):
-            if n == 0 and self.extinct[name] is None:
-                self.extinct[name] = int(step)
-        if step % self.params.record_every == 0:
-            self.history["step"].append(int(step))
-            self.history["prey"].append(prey)
-            self.history["predators"].append(pred)
-
-    @hookimpl
-    def alife_series(self, sim: Any, step: int) -> dict[str, float]:
-        prey, pred = self.counts(sim)
-        return {"prey": prey, "predators": pred}
-
-    @hookimpl
-    def alife_summary(self, sim: Any) -> dict[str, Any]:
-        prey, pred = self.counts(sim)
-        h = self.history
-        return {"final": {"prey": prey, "predators": pred},
-                "min": {k: min(h[k], default=None) for k in ("prey", "predators")},
-                "max": {k: max(h[k], default=None) for k in ("prey", "predators")},
-                "extinct_at_step": dict(self.extinct),
-                "record_every": self.params.record_every, "counts": h}
-
-    def state_dict(self) -> dict[str, Any]:
-        import json
-
-        return {"history": json.dumps(self.history), "extinct": json.dumps(self.extinct)}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        import json
-
-        self.history = json.loads(str(state["history"]))
-        self.extinct = json.loads(str(state["extinct"]))
 
 
 ALIFE_PLUGINS = [PredatorPrey]

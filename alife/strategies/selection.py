@@ -1,6 +1,7 @@
 """Selection ``energy-threshold``: ecology mode's implicit selection.
 
-An agent reproduces when it has gathered ``agent.reproduce_energy`` and lived
+An agent reproduces when it has gathered ``agent.reproduce_energy`` (its own threshold where a
+plugin registered the per-agent array: ``alife.world.arrays.reproduce_energy_per_agent``) and lived
 ``agent.min_reproduce_age`` steps; nothing else chooses. If it signalled readiness and its nearest
 agent (within contact range) did too, that agent is proposed as its partner; the ``mating`` role
 then decides whether the pair accepts each other.
@@ -13,6 +14,7 @@ import torch
 from alife.plugins import hookimpl
 from alife.strategies.base import Strategy
 from alife.strategies.kernels import on_cpu, select_cpu
+from alife.world.arrays import reproduce_energy
 
 
 class EnergyThreshold(Strategy):
@@ -25,15 +27,19 @@ class EnergyThreshold(Strategy):
     def alife_select_parents(self, sim, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor):
         st, a = sim.world, sim.config.agent
         if on_cpu(slots):
-            return select_cpu(st, slots, neighbours, ready, a.reproduce_energy, a.min_reproduce_age)
-        return select_torch(st, a, slots, neighbours, ready)
+            return select_cpu(st, slots, neighbours, ready, reproduce_energy(sim), a.min_reproduce_age)
+        return select_torch(st, a, slots, neighbours, ready, reproduce_energy(sim, slots))
 
 
 ALIFE_PLUGINS = [EnergyThreshold]
 
 
-def select_torch(st, a, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor):
-    ok = (st.energy[slots] >= a.reproduce_energy) & (st.age[slots] >= a.min_reproduce_age)
+def select_torch(st, a, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor,
+                 min_energy: float | torch.Tensor | None = None):
+    """``energy-threshold`` selection on tensors; ``min_energy`` the threshold of each of ``slots``
+    (or one for all; default ``agent.reproduce_energy``)."""
+    thr = a.reproduce_energy if min_energy is None else min_energy
+    ok = (st.energy[slots] >= thr) & (st.age[slots] >= a.min_reproduce_age)
     parents = slots[ok]
     nb = neighbours[ok]
     has_partner = ready[ok] & (nb >= 0)

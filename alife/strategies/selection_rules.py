@@ -34,6 +34,7 @@ import torch
 from alife.config import setting
 from alife.plugins import hookimpl
 from alife.strategies.base import Strategy
+from alife.world.arrays import reproduce_energy
 
 # -------------------------------------------------------------------------------------------------
 # Pure rules: known answers in tests/test_selection_rules.py
@@ -248,7 +249,7 @@ class NoveltySearch(Strategy):
 
     def _select_world(self, sim: Any, slots: torch.Tensor, neighbours: torch.Tensor, ready: torch.Tensor):
         st, a = sim.world, sim.config.agent
-        ok = (st.energy[slots] >= a.reproduce_energy) & (st.age[slots] >= a.min_reproduce_age)
+        ok = (st.energy[slots] >= reproduce_energy(sim, slots)) & (st.age[slots] >= a.min_reproduce_age)
         idx = ok.nonzero().squeeze(1)
         m = idx.numel()
         if m == 0:

@@ -26,6 +26,10 @@ import numpy as np
 import torch
 
 SLOT_INHERIT = ("first", "mean", "reset")
+#: the per-agent reproduction threshold (``reproduce_energy_per_agent``): when a plugin has
+#: registered it, ``energy-threshold`` selection (and novelty in the world) read it in place of
+#: ``agent.reproduce_energy``
+REPRODUCE_ENERGY = "agent.reproduce_energy"
 SPECIES_INHERIT = ("parent", "reset")
 _DTYPES = {"float32": torch.float32, "float64": torch.float64, "int64": torch.int64,
            "int32": torch.int32, "int16": torch.int16, "int8": torch.int8, "uint8": torch.uint8,
@@ -205,3 +209,25 @@ class PluginArrays:
                                  f"{dtype_name(spec.dtype)} {[rows, *spec.shape]}")
             self._t[name] = torch.from_numpy(np.ascontiguousarray(a)).to(self.device).clone()
             self._store.pop(name, None)  # the next species grows a fresh store
+
+
+def reproduce_energy_per_agent(sim: Any) -> torch.Tensor:
+    """The per-agent reproduction threshold, ``[capacity]`` float32, for a plugin to set (in
+    ``alife_setup``: a rule whose roles breed at different energies, a strategy that evolves its
+    own threshold). Registered on the first call, filled with ``agent.reproduce_energy``; a child
+    gets its first parent's; checkpointed like every plugin array. Several plugins may ask for it:
+    they share one array. The built-in ``energy-threshold`` selection reads it (fused kernel
+    included) where it is registered."""
+    if REPRODUCE_ENERGY in sim.arrays:
+        return sim.arrays[REPRODUCE_ENERGY]
+    return sim.arrays.add_slot(REPRODUCE_ENERGY, dtype=torch.float32, inherit="first",
+                               fill=float(sim.config.agent.reproduce_energy))
+
+
+def reproduce_energy(sim: Any, slots: torch.Tensor | None = None) -> float | torch.Tensor:
+    """The reproduction threshold of ``slots`` (all slots when None): the per-agent array where a
+    plugin registered it, else the world's ``agent.reproduce_energy``."""
+    if REPRODUCE_ENERGY in sim.arrays:
+        t = sim.arrays[REPRODUCE_ENERGY]
+        return t if slots is None else t[slots]
+    return float(sim.config.agent.reproduce_energy)

@@ -125,7 +125,8 @@ def test_choosing_a_strategy_nobody_offers_lists_the_offered_ones(make_sim: Make
     with pytest.raises(PluginError, match=r"strategies.mutation = 'cauchy': no loaded plugin provides it \(offered: [^)]*gaussian"):
         make_sim(overrides={"strategies.mutation": "cauchy"})
     with pytest.raises(PluginError, match=r"offered: none"):
-        make_sim(blocked=["alife.strategies.interaction", "alife.strategies.predator_prey"])
+        make_sim(blocked=["alife.strategies.interaction", "alife.strategies.predator_prey",
+                          "alife.strategies.host_parasite"])
 
 
 def test_a_declared_strategy_without_its_hook_is_refused(make_sim: MakeSim) -> None:
