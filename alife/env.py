@@ -19,6 +19,7 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 
 from alife import config as config_mod
+from alife.genome import OBS_FIXED
 from alife.simulation import Simulation
 
 TAG_BOUND = 5.0
@@ -105,8 +106,10 @@ class AlifeParallelEnv(ParallelEnv):
         probe.close()
         low = np.full(n_obs, -1.0, dtype=np.float32)
         high = np.full(n_obs, 1.0, dtype=np.float32)
-        # kin tags are genome values; observations clip them to +-TAG_BOUND
-        low[n_obs - n_tag:], high[n_obs - n_tag:] = -TAG_BOUND, TAG_BOUND
+        # kin tags are genome values; observations clip them to +-TAG_BOUND (plugins' channels,
+        # after them, are clipped to [-1, 1] by the engine)
+        t0 = len(OBS_FIXED)
+        low[t0:t0 + n_tag], high[t0:t0 + n_tag] = -TAG_BOUND, TAG_BOUND
         self._obs_space = spaces.Box(low, high, dtype=np.float32)
         self._act_space = spaces.Box(-1.0, 1.0, (5,), dtype=np.float32)
 

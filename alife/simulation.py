@@ -70,9 +70,8 @@ class Simulation(Host):
                 f"`alife run {cfg.source}`")
         self._init_host(cfg, device=device, plugins=plugins, modules=modules, plugins_dirs=plugins_dirs,
                         blocked=blocked, run_dir=run_dir,
-                        make_layout=lambda extra: make_layout(cfg.brain, extra=extra))
+                        make_layout=self._layout_with_channels)
         config_mod.check_memory(cfg, self.layout.size, policy_size=policy_params(self.layout))
-        self.obs_names = obs_names(cfg.brain.tag_dim)
         self.n_obs, self.n_act = len(self.obs_names), len(ACTIONS)
         self.policy_params = policy_params(self.layout)
         w = cfg.world
@@ -205,6 +204,28 @@ class Simulation(Host):
                 bar.close()
         return dict(self.totals)
 
+    def _layout_with_channels(self, extra: tuple) -> Any:
+        """The genome layout, its policy input grown by the plugins' observation channels
+        (``alife_observations``, after the world's senses and kin tags)."""
+        cfg = self.config
+        names = list(obs_names(cfg.brain.tag_dim))
+        #: plugin observation channels: name -> (first column, size)
+        self.obs_channels: dict[str, tuple[int, int]] = {}
+        for name, size, _plugin in self.hooks.observations(cfg):
+            self.obs_channels[name] = (len(names), size)
+            names += [f"{name}[{i}]" for i in range(size)] if size > 1 else [name]
+        self.obs_names: tuple[str, ...] = tuple(names)
+        self._n_base_obs = len(obs_names(cfg.brain.tag_dim))
+        return make_layout(cfg.brain, n_obs=len(names), extra=extra)
+
+    def observation_columns(self, name: str) -> slice:
+        """The columns of the plugin observation channel ``name`` in ``sim.sense()``'s rows."""
+        try:
+            first, size = self.obs_channels[name]
+        except KeyError:
+            raise KeyError(f"no observation channel {name!r}; declared: {sorted(self.obs_channels) or 'none'}") from None
+        return slice(first, first + size)
+
     # ------------------------------------------------------------------ the step
     def _sense(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         st, n = self.world, self.world.hw
@@ -224,6 +245,10 @@ class Simulation(Host):
             obs = observe(st, nb, off, dist, self.config, tags, self._obs)
             # a NaN in a neighbour's genome or energy must not poison the agents that see it
             obs.nan_to_num_(0.0, 0.0, 0.0)
+        if self.obs_channels:
+            self.hooks.observe(self, n, obs)
+            extra = obs[:, self._n_base_obs:]
+            extra.nan_to_num_(0.0, 0.0, 0.0).clamp_(-1.0, 1.0)
         self.last_observations = obs
         # kept for the step that follows a PettingZoo observation of the same state
         self._sensed = ((st.step, n), (nb, off, dist, obs))

@@ -42,6 +42,8 @@ MODES = ("world", "task")
 HOOK_MODES: dict[str, tuple[str, ...]] = {
     "alife_interact": ("world",),
     "alife_resource_regrowth": ("world",),
+    "alife_observations": ("world",),
+    "alife_observe": ("world",),
 }
 
 #: roles each mode plays (a task run has no attacks, so no ``interaction``)
@@ -80,6 +82,37 @@ def alife_genome_tensors(config: WorldConfig) -> list[GenomeTensor] | None:
     :param config: the run's world configuration.
     :return: a list of :class:`alife.genome.GenomeTensor`, or ``None``. A key declared twice (or
         clashing with a built-in tensor) is refused, naming the plugin.
+    """
+
+
+@hookspec
+def alife_observations(config: WorldConfig) -> list[tuple[str, int]] | None:
+    """Add channels to what brains sense (for example "nearest agent of the other role").
+
+    Fires in: world, once, before the genome layout is made (the policy's input grows by the
+    channels, after the world's own observations and kin tags: ``sim.obs_names`` lists them all).
+    Decide from the configuration alone (``config.plugin[...]``), as for ``alife_genome_tensors``:
+    a resumed run rebuilds the same layout, and a checkpoint whose layout differs is refused.
+    Fill the channels in ``alife_observe``.
+
+    :param config: the run's world configuration.
+    :return: ``[(name, size), ...]`` (size 1 to 64), or ``None``. A name declared twice is refused,
+        naming the plugins.
+    """
+
+
+@hookspec
+def alife_observe(sim: Simulation, n: int, obs: torch.Tensor) -> None:
+    """Fill the observation channels this plugin declared (``alife_observations``).
+
+    Fires in: world, whenever the brains' observations are computed (once per step, before the
+    policies act; again only if the state changed), after the world's own senses.
+
+    :param sim: the simulation; ``sim.observation_columns(name)`` is a channel's column slice.
+    :param n: observations are rows ``[0, n)`` by slot (rows of dead slots are ignored).
+    :param obs: ``[n, n_obs]``: write your columns in place, values in ``[-1, 1]``; the engine
+        clips them to that range and sets non-finite values to 0 afterwards. Channels nobody
+        writes stay 0.
     """
 
 

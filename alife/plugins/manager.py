@@ -666,6 +666,30 @@ class PluginManager:
                 out.append(t)
         return out
 
+    def observations(self, config: Any) -> list[tuple[str, int, str]]:
+        """Every plugin's observation channels (``alife_observations``), checked:
+        ``(name, size, plugin)``."""
+        out: list[tuple[str, int, str]] = []
+        seen: dict[str, str] = {}
+        for impl in reversed(self._pm.hook.alife_observations.get_hookimpls()):
+            got = self._call(self._only("alife_observations", impl.plugin), "alife_observations", config=config)
+            for item in (got[0] if got else None) or []:
+                ok = (isinstance(item, tuple | list) and len(item) == 2 and isinstance(item[0], str) and item[0]
+                      and isinstance(item[1], int) and not isinstance(item[1], bool) and 1 <= item[1] <= 64)
+                if not ok:
+                    raise PluginError(f"plugin {impl.plugin_name!r}: alife_observations returned {_describe(item)}; "
+                                      "expected (name, size) with a non-empty name and 1 <= size <= 64")
+                name, size = str(item[0]), int(item[1])
+                if name in seen:
+                    raise PluginError(f"observation channel {name!r} is declared by both {seen[name]!r} and "
+                                      f"{impl.plugin_name!r}")
+                seen[name] = impl.plugin_name
+                out.append((name, size, impl.plugin_name))
+        return out
+
+    def observe(self, sim: Any, n: int, obs: torch.Tensor) -> None:
+        self._call(self._pm.hook.alife_observe, "alife_observe", sim=sim, n=n, obs=obs)
+
     def setup(self, sim: Any) -> None:
         """``alife_setup`` plugin by plugin, so the arrays each registers name their owner."""
         for impl in reversed(self._pm.hook.alife_setup.get_hookimpls()):

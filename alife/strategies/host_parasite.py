@@ -52,6 +52,8 @@ class HostParasiteParams:
     defence: float = setting(1.0, "energy a host's attack takes from a parasite (the host gains none)", lo=0.0, hi=1e6)
     parasite_cost: float = setting(0.0, "energy a parasite pays per step beyond agent.base_cost", lo=0.0, hi=1e6)
     parasite_reproduce_energy: float = setting(0.0, "energy at which a parasite reproduces (0: agent.reproduce_energy, as for the other role)", lo=0.0, hi=1e6)
+    sense_roles: bool = setting(False, "brains sense their own role and the nearest agent of the other role "
+                                "(5 more policy inputs; alife.strategies.roles)")
     record_every: int = setting(100, "steps between the counts kept for summary.json", lo=1, hi=1 << 30)
 
 

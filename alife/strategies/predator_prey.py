@@ -56,6 +56,8 @@ class PredatorPreyParams:
     prey_attack: bool = setting(True, "prey may attack prey (the world's own predation: agent.attack_damage, attack_gain); "
                                 "false: prey cannot attack")
     predator_reproduce_energy: float = setting(0.0, "energy at which a predator reproduces (0: agent.reproduce_energy, as for the other role)", lo=0.0, hi=1e6)
+    sense_roles: bool = setting(False, "brains sense their own role and the nearest agent of the other role "
+                                "(5 more policy inputs; alife.strategies.roles)")
     record_every: int = setting(100, "steps between the counts kept for summary.json", lo=1, hi=1 << 30)
 
 

@@ -13,6 +13,12 @@ above 0, the rule registers the per-agent reproduction threshold
 (:func:`alife.world.arrays.reproduce_energy_per_agent`) and gives role 1's founders that value;
 children inherit their first parent's threshold with its role, so each role keeps its own.
 
+With ``sense_roles = true`` in its parameters, the rule gives brains two observation channels
+(``alife_observations``; the genome's policy input grows by 5): ``<rule>.role`` (the agent's own
+role, 0 or 1) and ``<rule>.other`` (the nearest living agent of the other role within
+``agent.sense_radius``: seen, distance over the radius, bearing as lateral and forward components,
+as the world's nearest-agent senses), found with the senses' grid, two searches a step.
+
 A subclass sets ``array`` (the role array's name), ``names`` (role 0's and role 1's, plural),
 ``share_param`` (the field of its ``Params`` holding role 1's share of the founders; ``Params``
 also needs ``record_every``) and optionally ``threshold_param``, and implements what the roles do:
@@ -29,7 +35,7 @@ import torch
 
 from alife.config import ConfigError
 from alife.plugins import hookimpl
-from alife.strategies.base import Strategy
+from alife.strategies.base import Strategy, read_params
 from alife.world.arrays import reproduce_energy_per_agent
 
 
@@ -64,6 +70,35 @@ class TwoRoles(Strategy):
         self.roles[live[pick]] = 1
         if self.thresholds is not None:
             self.thresholds[live[pick]] = self.threshold
+
+    # ------------------------------------------------------------------ senses
+    @hookimpl
+    def alife_observations(self, config: Any) -> list[tuple[str, int]] | None:
+        p = read_params(self.Params, config, self.name)
+        if not getattr(p, "sense_roles", False):
+            return None
+        return [(f"{self.name}.role", 1), (f"{self.name}.other", 4)]
+
+    @hookimpl
+    def alife_observe(self, sim: Any, n: int, obs: torch.Tensor) -> None:
+        st = sim.world
+        role = self.roles[:n].long()
+        obs[:, sim.observation_columns(f"{self.name}.role")] = role.to(obs.dtype).unsqueeze(1)
+        alive, pos, r = st.alive[:n], st.pos[:n], float(sim.config.agent.sense_radius)
+        nb1, off1, d1 = sim.grid.nearest(pos, alive & (role == 1), r, query=alive)  # nearest of role 1, for role 0
+        nb0, off0, d0 = sim.grid.nearest(pos, alive & (role == 0), r, query=alive)  # nearest of role 0, for role 1
+        one = role == 1
+        nb = torch.where(one, nb0, nb1)
+        off = torch.where(one.unsqueeze(1), off0, off1)
+        dist = torch.where(one, d0, d1)
+        seen = (nb >= 0).to(obs.dtype)
+        hd = st.heading[:n]
+        ch, sh = hd.cos(), hd.sin()
+        inv = 1.0 / dist.clamp(min=1e-6)
+        cols = sim.observation_columns(f"{self.name}.other")
+        obs[:, cols] = torch.stack([seen, torch.where(nb >= 0, dist / r, torch.ones_like(dist)),
+                                    (-off[:, 0] * sh + off[:, 1] * ch) * inv * seen,
+                                    (off[:, 0] * ch + off[:, 1] * sh) * inv * seen], dim=1).to(obs.dtype)
 
     def counts(self, sim: Any) -> tuple[int, int]:
         """(role 0, role 1) among the living."""

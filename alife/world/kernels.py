@@ -53,7 +53,8 @@ if HAVE_NUMBA:
         return starts, order
 
     @njit(cache=True)
-    def _nearest(px, py, alive, starts, order, gx, gy, cw, ch, w, h, r2, nb, offx, offy, d2out):
+    def _nearest(px, py, alive, query, starts, order, gx, gy, cw, ch, w, h, r2, nb, offx, offy, d2out):
+        """Rows ``i`` with ``query[i]``: the nearest other row ``j`` with ``alive[j]`` within ``sqrt(r2)``."""
         n = px.shape[0]
         hw_, hh_ = w * 0.5, h * 0.5
         rx = 3 if gx >= 3 else gx
@@ -63,7 +64,7 @@ if HAVE_NUMBA:
             offx[i] = 0.0
             offy[i] = 0.0
             d2out[i] = r2
-            if not alive[i]:
+            if not query[i]:
                 continue
             x, y = px[i], py[i]
             cx = min(max(int(x / cw), 0), gx - 1)
@@ -320,7 +321,7 @@ if HAVE_NUMBA:
         px, py = pos[:, 0], pos[:, 1]
         gx, gy = int(p[0]), int(p[1])
         starts, order = _bucket(px, py, alive, gx, gy, p[2], p[3])
-        _nearest(px, py, alive, starts, order, gx, gy, p[2], p[3], p[4], p[5], p[6], nb, off[0],
+        _nearest(px, py, alive, alive, starts, order, gx, gy, p[2], p[3], p[4], p[5], p[6], nb, off[0],
                  off[1], dist)
         for i in range(dist.shape[0]):
             dist[i] = np.sqrt(dist[i])
@@ -474,9 +475,10 @@ def observe_cpu(px, py, hd, energy, age, ready, tags, res, nb, off, dist, out, r
 
 
 def nearest_cpu(px: np.ndarray, py: np.ndarray, alive: np.ndarray, gx: int, gy: int, cw: float,
-                ch: float, w: float, h: float, radius: float
+                ch: float, w: float, h: float, radius: float, query: np.ndarray | None = None
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Exact nearest alive agent within ``radius`` on a ``w x h`` torus (grid cells >= radius).
+    """Exact nearest alive agent within ``radius`` on a ``w x h`` torus (grid cells >= radius),
+    for the rows that are alive (or, given ``query``, for the rows where ``query`` is true).
 
     Returns ``(nb [n] int64, -1 for none; off [n, 2] float32; dist [n] float32)``; ties go to the
     lower slot, so the result does not depend on thread scheduling.
@@ -486,7 +488,7 @@ def nearest_cpu(px: np.ndarray, py: np.ndarray, alive: np.ndarray, gx: int, gy: 
     nb = np.empty(n, np.int64)
     off = np.empty((2, n), np.float32)
     d2 = np.empty(n, np.float32)
-    _nearest(px, py, alive, starts, order, gx, gy, np.float32(cw), np.float32(ch), np.float32(w),
+    _nearest(px, py, alive, alive if query is None else query, starts, order, gx, gy, np.float32(cw), np.float32(ch), np.float32(w),
              np.float32(h), np.float32(radius * radius), nb, off[0], off[1], d2)
     return nb, np.ascontiguousarray(off.T), np.sqrt(d2)
 

@@ -43,10 +43,11 @@ class NeighbourGrid:
         self.dx, self.dy = offs[:, 0], offs[:, 1]
         self.device = device
 
-    def nearest(self, pos: torch.Tensor, alive: torch.Tensor, radius: float
+    def nearest(self, pos: torch.Tensor, alive: torch.Tensor, radius: float, query: torch.Tensor | None = None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """For each of ``n`` rows: slot of the nearest other alive agent within ``radius``
-        (-1 if none), its torus offset ``[n, 2]`` and distance ``[n]``."""
+        """For each of ``n`` rows that is alive (or, given ``query``, where ``query`` is true):
+        slot of the nearest other alive agent within ``radius`` (-1 if none), its torus offset
+        ``[n, 2]`` and distance ``[n]``."""
         n = pos.shape[0]
         dev = pos.device
         if n == 0:
@@ -55,7 +56,8 @@ class NeighbourGrid:
         px, py = pos[:, 0].contiguous(), pos[:, 1].contiguous()
         if dev.type == "cpu" and self.exact_cpu:
             nb, off, dist = nearest_cpu(px.numpy(), py.numpy(), alive.numpy(), self.gx, self.gy,
-                                        self.cw, self.ch, self.w, self.h, radius)
+                                        self.cw, self.ch, self.w, self.h, radius,
+                                        None if query is None else query.numpy())
             return torch.from_numpy(nb), torch.from_numpy(off), torch.from_numpy(dist)
         cx = (px / self.cw).long().clamp_(0, self.gx - 1)
         cy = (py / self.ch).long().clamp_(0, self.gy - 1)
@@ -82,7 +84,7 @@ class NeighbourGrid:
         d2 = (ddx * ddx + ddy * ddy).view(n, -1)
         d2.masked_fill_(cand.view(n, -1) == torch.arange(n, device=dev).unsqueeze(1), math.inf)
         best, arg = d2.min(1)
-        seen = (best <= radius * radius) & alive
+        seen = (best <= radius * radius) & (alive if query is None else query)
         j = torch.where(seen, cand.view(n, -1).gather(1, arg.unsqueeze(1)).squeeze(1), -1)
         off = torch.stack([ddx.view(n, -1).gather(1, arg.unsqueeze(1)).squeeze(1),
                            ddy.view(n, -1).gather(1, arg.unsqueeze(1)).squeeze(1)], dim=1)
@@ -140,5 +142,5 @@ def observe(state, nb: torch.Tensor, off: torch.Tensor, dist: torch.Tensor, cfg,
     o[:, 9] = state.ready[nbc].float() * sf
     o[:, 10] = state.energy[:n] / a.max_energy
     o[:, 11] = state.age[:n].float() / a.max_age
-    o[:, 12:] = tags[nbc] * sf.unsqueeze(1)
+    o[:, 12:12 + tags.shape[1]] = tags[nbc] * sf.unsqueeze(1)  # plugins' channels follow
     return o

@@ -229,7 +229,8 @@ def test_motor_noise_plugin_runs_unchanged_on_a_task():
 def test_a_hook_the_task_never_fires_is_refused_at_start(hook):
     assert "task" not in HOOK_MODES[hook]
     sig = {"alife_after_act": "sim, slots, actions", "alife_interact": "sim, attackers, targets",
-           "alife_resource_regrowth": "sim, step"}[hook]
+           "alife_resource_regrowth": "sim, step", "alife_observations": "config",
+           "alife_observe": "sim, n, obs"}[hook]
     ns: dict = {"hookimpl": hookimpl}
     exec(f"class Only:\n    @hookimpl\n    def {hook}(self, {sig}):\n        return None\n", ns)
     with pytest.raises(PluginError, match=rf"plugin 'Only' implements {hook}, which a task run .* never fires "
