@@ -27,9 +27,10 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import alife  # noqa: E402
 from machine import cpu_model, load_average  # noqa: E402
 from world_step import world_overrides  # noqa: E402
+
+import alife  # noqa: E402
 
 ROOT = HERE.parent
 WORLDS = {
