@@ -255,6 +255,36 @@ def test_task_default_behaviour_is_policy_outputs_on_fixed_probes(cartpole_task)
     run.close()
 
 
+def test_task_behaviour_can_be_where_the_episodes_ended():
+    """``behaviour = "final-observation"``: a genome's behaviour is the last observation of its
+    training episodes (mean over them), what a replay of the same seeds ends on."""
+    from alife.generational.runner import TaskRun
+
+    run = TaskRun(ROOT / "worlds" / "mountain_car.toml", seed=0,
+                  overrides={"task.generations": 2, "task.population": 6, "task.parents": 3, "task.episodes": 2,
+                             "strategies.selection": "novelty", "plugin.novelty.behaviour": "final-observation"})
+    rule = run.hooks.get_plugin("novelty")
+    seen = []
+    orig = run.evaluate
+
+    def spy(genomes, seeds, slots=None):
+        out = orig(genomes, seeds, slots)
+        if slots is not None:
+            seen.append((genomes.clone(), np.array(seeds)))
+        return out
+
+    run.evaluate = spy
+    run.run()
+    assert run.final_obs.shape == (6, 2)  # MountainCar: position, velocity
+    assert rule.archive.shape[1] == 2 and rule.added == rule.params.archive_add  # one selection between two generations
+    genomes, seeds = seen[-1]
+    # replay genome 3 on the same seeds: its behaviour is the mean of where those episodes ended
+    run.pool.play(genomes[3:4].expand(len(seeds), -1), run.layout, seeds, run.task.action_mapping)
+    torch.testing.assert_close(run.final_obs[3], torch.from_numpy(run.pool.final_obs.mean(0)).float())
+    assert bool((run.final_obs[:, 0] >= -1.2).all() and (run.final_obs[:, 0] <= 0.6).all())
+    run.close()
+
+
 # ------------------------------------------------------------------ elitism
 def test_keep_best_puts_the_k_best_among_the_parents():
     slots = torch.tensor([0, 1, 2, 3, 4, 5])

@@ -124,7 +124,8 @@ class EpisodePool:
         ``after_act(rows, outputs)``, if given, is called once per environment step with the rows
         still playing (``[n]`` int64) and their policy outputs (``[n, outputs]``, editable in place;
         see :func:`alife.generational.policy.act`). Returns the ``[B]`` undiscounted returns
-        (float64) and the number of environment steps taken.
+        (float64) and the number of environment steps taken. Each row's last observation (encoded,
+        ``[B, inputs]`` float32) is kept as ``self.final_obs`` until the next call.
         """
         if isinstance(genomes, np.ndarray):
             genomes = torch.from_numpy(np.ascontiguousarray(genomes, dtype=np.float32))
@@ -152,6 +153,7 @@ class EpisodePool:
             obs[active] = self.encode(new)
             steps += active.size
             active = active[keep]
+        self.final_obs = obs
         return returns, steps
 
     def _play_batched(self, genomes: torch.Tensor, layout: Any, envs: list[Any], seeds: np.ndarray,
@@ -172,6 +174,7 @@ class EpisodePool:
             steps += active.size
             t += 1
             active = active[~terminated & (t < limit)]
+        self.final_obs = obs
         return returns, steps
 
     def close(self) -> None:

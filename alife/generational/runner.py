@@ -152,6 +152,12 @@ class TaskRun(Host):
         rows = genomes.repeat_interleave(e, dim=0)
         after = None if slots is None else self._after_act_of(slots.repeat_interleave(e))
         returns, steps = self.pool.play(rows, self.layout, np.tile(seeds, n), self.task.action_mapping, after)
+        if slots is not None:
+            fin = getattr(self.pool, "final_obs", None)
+            #: training episodes' last observations, mean over each genome's episodes (``[N, inputs]``;
+            #: None where a process pool played them): novelty's ``behaviour = "final-observation"``
+            self.final_obs = (None if fin is None else
+                              torch.from_numpy(fin.reshape(n, e, -1).mean(1)).to(self.device, torch.float32))
         return returns.reshape(n, e), steps
 
     def _after_act_of(self, owner: torch.Tensor) -> Any:

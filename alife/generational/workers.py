@@ -118,7 +118,10 @@ class ProcessPool:
         # too few episodes to be worth the round trip; or a plugin's alife_after_act, which runs in
         # this process only (helpers run no plugins): the same returns, played here
         if b < 2 * w or after_act is not None:
-            return self.local.play(genomes, layout, seeds, mapping, after_act)
+            out = self.local.play(genomes, layout, seeds, mapping, after_act)
+            self.final_obs = self.local.final_obs
+            return out
+        self.final_obs = None  # the helpers' episodes end in their processes
         parts = [np.arange(i, b, w) for i in range(w)]
         rows = genomes.detach().cpu().numpy() if isinstance(genomes, torch.Tensor) else np.asarray(genomes)
         futures = [self.executor.submit(play_job, self.task, job(rows[idx], layout, seeds[idx], mapping))

@@ -191,6 +191,10 @@ class NoveltyParams:
     size: int = setting(3, "task runs: tournament size on novelty", lo=1, hi=1 << 16)
     probes: int = setting(16, "task runs, default behaviour: probe observations the policy is shown", lo=1, hi=4096)
     probe_scale: float = setting(1.0, "task runs, default behaviour: spread of the probe observations (normal)", lo=0.0, lo_open=True, hi=1e6)
+    behaviour: str = setting("probes", "task runs, default behaviour: the policy's outputs on fixed probe observations "
+                             "(probes), or where its training episodes ended (final-observation: the last observation, "
+                             "mean over the genome's episodes; task.workers = 1)",
+                             choices=("probes", "final-observation"))
 
 
 class NoveltySearch(Strategy):
@@ -219,6 +223,13 @@ class NoveltySearch(Strategy):
         (``probes x actions`` numbers). Answered last: any other behaviour plugin replaces it."""
         if sim.mode != "task" or self.probe_obs is None:
             return None
+        if self.params.behaviour == "final-observation":
+            fin = getattr(sim, "final_obs", None)
+            if fin is None:
+                raise RuntimeError("selection 'novelty': behaviour = 'final-observation' needs the training "
+                                   "episodes' last observations, which a process pool (task.workers > 1) does not "
+                                   "bring back: set task.workers = 1")
+            return fin[slots]
         if "policy.conv0.w" in sim.layout:
             raise RuntimeError("selection 'novelty': the default task behaviour shows the policy flat probe "
                                "observations; an image task needs a plugin answering alife_behaviour")
