@@ -14,37 +14,17 @@ import torch
 import alife
 from alife.cli.main import main
 from alife.lineage.analysis import role_cycles
-from alife.plugins import hookimpl
 from alife.strategies.host_parasite import HOST, PARASITE, ROLE
 from tests.conftest import SMALL
+from tests.role_watch import RoleWatch
 
 ROOT = Path(__file__).resolve().parents[1]
 WORLD = ROOT / "worlds" / "host_parasite.toml"
 
 
-class Watch:
-    def __init__(self):
-        self.births = self.mismatch = 0
-        self.par_ate = -float("inf")
-
-    @hookimpl
-    def alife_agents_born(self, sim, births):
-        roles = sim.arrays[ROLE]
-        kids = torch.as_tensor(births.slots)
-        first = torch.as_tensor(births.parent_slots[:, 0])
-        has = first >= 0
-        self.births += int(has.sum())
-        self.mismatch += int((roles[kids[has]] != roles[first[has]]).sum())
-
-    @hookimpl
-    def alife_step_end(self, sim, step):
-        st = sim.world
-        par = st.alive & (sim.arrays[ROLE] == PARASITE) & (st.age > 0)
-        self.par_ate = max(self.par_ate, float(st.last_action[par, 2].max()) if par.any() else -1.0)
-
 
 def test_roles_breed_true_and_parasites_do_not_graze():
-    w = Watch()
+    w = RoleWatch(ROLE)
     sim = alife.Simulation(WORLD, seed=1, plugins=[w], overrides=SMALL)
     hp = sim.hooks.get_plugin("host-parasite")
     hosts0, par0 = hp.counts(sim)
@@ -52,7 +32,7 @@ def test_roles_breed_true_and_parasites_do_not_graze():
     assert hosts0 + par0 == SMALL["world.initial_agents"]
     sim.run(150)
     assert w.births > 50 and w.mismatch == 0
-    assert w.par_ate == -1.0
+    assert w.ate == -1.0
 
 
 def test_drains_stop_at_the_hosts_floor_and_hosts_defend():

@@ -18,43 +18,22 @@ from alife.plugins import hookimpl
 from alife.plugins.manager import PluginError
 from alife.strategies.predator_prey import PREDATOR, PREY, ROLE
 from tests.conftest import SMALL
+from tests.role_watch import RoleWatch
 
 ROOT = Path(__file__).resolve().parents[1]
 WORLD = ROOT / "worlds" / "predator_prey.toml"
 
 
-class Watch:
-    """Records every birth's role against its first parent's, and the predators' actions."""
-
-    def __init__(self):
-        self.births = self.mismatch = 0
-        self.pred_ate = -float("inf")
-
-    @hookimpl
-    def alife_agents_born(self, sim, births):
-        roles = sim.arrays[ROLE]
-        kids = torch.as_tensor(births.slots)
-        first = torch.as_tensor(births.parent_slots[:, 0])
-        has = first >= 0
-        self.births += int(has.sum())
-        self.mismatch += int((roles[kids[has]] != roles[first[has]]).sum())
-
-    @hookimpl
-    def alife_step_end(self, sim, step):
-        st = sim.world
-        pred = st.alive & (sim.arrays[ROLE] == PREDATOR) & (st.age > 0)  # newborns have not acted
-        self.pred_ate = max(self.pred_ate, float(st.last_action[pred, 2].max()) if pred.any() else -1.0)
-
 
 def test_roles_breed_true_and_predators_do_not_graze():
-    w = Watch()
+    w = RoleWatch(ROLE)
     sim = alife.Simulation(WORLD, seed=1, plugins=[w], overrides=SMALL)
     pp = sim.hooks.get_plugin("predator-prey")
     prey0, pred0 = pp.counts(sim)
     assert pred0 == round(pp.params.predator_share * SMALL["world.initial_agents"]) and prey0 + pred0 == SMALL["world.initial_agents"]
     sim.run(150)
     assert w.births > 50 and w.mismatch == 0  # every child has its first parent's role
-    assert w.pred_ate == -1.0  # the eat output of every predator was switched off
+    assert w.ate == -1.0  # the eat output of every predator was switched off
     assert sim.totals["deaths_eaten"] > 0
 
 
