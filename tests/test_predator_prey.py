@@ -13,6 +13,7 @@ import torch
 
 import alife
 from alife.cli.main import main
+from alife.events import CAUSE_CODE
 from alife.lineage.analysis import cross_correlation_lag
 from alife.plugins import hookimpl
 from alife.plugins.manager import PluginError
@@ -49,6 +50,42 @@ def test_only_predators_gain_from_eating_prey():
     # predator on prey; predator on predator; prey on prey (the world's predation); prey on predator
     torch.testing.assert_close(damage, torch.tensor([p.damage, 0.0, ag.attack_damage, 0.0]))
     torch.testing.assert_close(gain, torch.tensor([p.damage * p.gain, 0.0, ag.attack_damage * ag.attack_gain, 0.0]))
+
+
+def test_prey_in_the_refuge_cannot_be_hunted():
+    sim = alife.Simulation(WORLD, seed=2, overrides={**SMALL, "plugin.predator-prey.refuge": 0.25})
+    pp = sim.hooks.get_plugin("predator-prey")
+    roles, pos, width = sim.arrays[ROLE], sim.world.pos, sim.config.world.width
+    roles[:4] = torch.tensor([PREDATOR, PREY, PREY, PREY], dtype=roles.dtype)
+    # prey 1 just inside the band, prey 2 on its edge, prey 3 well outside
+    pos[1:4, 0] = torch.tensor([0.25 * width - 0.01, 0.25 * width, 0.9 * width])
+    attackers, targets = torch.tensor([0, 0, 0]), torch.tensor([1, 2, 3])
+    damage, gain = pp.alife_interact(sim, attackers, targets)
+    p = pp.params
+    torch.testing.assert_close(damage, torch.tensor([0.0, p.damage, p.damage]))
+    torch.testing.assert_close(gain, torch.tensor([0.0, p.damage * p.gain, p.damage * p.gain]))
+    # the world's own predation among prey goes on inside the refuge
+    roles[0] = PREY
+    damage, _ = pp.alife_interact(sim, attackers, targets)
+    assert float(damage[0]) == pytest.approx(sim.config.agent.attack_damage)
+
+
+def test_a_refuge_keeps_the_prey_inside_it_alive():
+    kills: dict[str, int] = {"in": 0, "out": 0}
+
+    class Kills:
+        @hookimpl
+        def alife_agents_died(self, sim, deaths):
+            eaten = torch.from_numpy(deaths.slots[deaths.causes == CAUSE_CODE["eaten"]]).long()
+            x = sim.world.pos[eaten, 0]
+            inside = x < 0.5 * sim.config.world.width
+            kills["in"] += int(inside.sum())
+            kills["out"] += int((~inside).sum())
+
+    over = {**SMALL, "plugin.predator-prey.refuge": 0.5, "plugin.predator-prey.prey_attack": False}
+    sim = alife.Simulation(WORLD, seed=3, plugins=[Kills()], overrides=over)
+    sim.run(200)
+    assert kills["out"] > 20 and kills["in"] == 0
 
 
 def test_role_counts_reach_the_summary_and_the_lineage_file(tmp_path: Path):

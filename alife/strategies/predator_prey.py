@@ -9,7 +9,9 @@ after an extinction of the whole population are prey. The rule, every step, for 
   (their ``eat`` output is switched off), so a predator's only income is prey; with
   ``prey_attack = false`` prey cannot attack either (``attack`` off);
 - **what an attack does** (``alife_interact``, the interaction role): a predator's attack on a prey
-  takes ``damage`` energy from it and gives the predator ``gain`` of that; a prey's attack on a
+  takes ``damage`` energy from it and gives the predator ``gain`` of that, except on a prey inside
+  the refuge (the band ``x < refuge * world.width``: there a predator's attack does nothing, the
+  classic stabiliser of predator-prey cycles, a prey stock no predator can exhaust); a prey's attack on a
   prey is the world's own predation (``agent.attack_damage``, ``agent.attack_gain``: without it a
   prey population that nothing else thins overshoots its grass and crashes); an attack on a
   predator does nothing. An agent whose energy reaches 0 dies ``eaten``;
@@ -56,6 +58,8 @@ class PredatorPreyParams:
     prey_attack: bool = setting(True, "prey may attack prey (the world's own predation: agent.attack_damage, attack_gain); "
                                 "false: prey cannot attack")
     predator_reproduce_energy: float = setting(0.0, "energy at which a predator reproduces (0: agent.reproduce_energy, as for the other role)", lo=0.0, hi=1e6)
+    refuge: float = setting(0.0, "share of the world's width, a band from x = 0, where predators' attacks on prey do nothing "
+                            "(a prey refuge; 0: none)", lo=0.0, hi=1.0)
     sense_roles: bool = setting(False, "brains sense their own role and the nearest agent of the other role "
                                 "(5 more policy inputs; alife.strategies.roles)")
     record_every: int = setting(100, "steps between the counts kept for summary.json", lo=1, hi=1 << 30)
@@ -78,6 +82,8 @@ class PredatorPrey(TwoRoles):
     def alife_interact(self, sim: Any, attackers: torch.Tensor, targets: torch.Tensor):
         ra, rt = self.roles[attackers], self.roles[targets]
         hunt = (ra == PREDATOR) & (rt == PREY)
+        if self.params.refuge > 0:  # prey inside the refuge band cannot be hunted
+            hunt &= sim.world.pos[targets, 0] >= self.params.refuge * sim.config.world.width
         a = sim.config.agent
         # prey on prey (when prey_attack): the world's own predation; anything else does nothing
         fight = (ra == PREY) & (rt == PREY)
