@@ -286,6 +286,39 @@ def test_speciation_is_a_role():
         sim.run(60)
 
 
+class Chooses(Strategy):
+    """A selection rule that answers what ``pick(sim, slots)`` gives."""
+
+    role, name = "selection", "chooses"
+
+    def __init__(self, pick):
+        super().__init__()
+        self.pick = pick
+
+    @hookimpl
+    def alife_select_parents(self, sim, slots, neighbours, ready, fitness):
+        return self.pick(sim, slots)
+
+
+def _dead_slot(sim):
+    dead = (~sim.world.alive[: sim.world.hw]).nonzero().squeeze(1)
+    return int(dead[0]) if dead.numel() else sim.world.hw - 1
+
+
+@pytest.mark.parametrize("pick, message", [
+    (lambda sim, s: (torch.tensor([10**6]), torch.tensor([-1])), r"parent slot 1000000 outside the world's slots"),
+    (lambda sim, s: (s[:1], torch.tensor([10**6])), r"partner slot 1000000 outside \[-1,"),
+    (lambda sim, s: (torch.tensor([_dead_slot(sim)]), torch.tensor([-1])), r"as a parent, but no agent lives there"),
+    (lambda sim, s: (s[:1], s[:1]), r"as its own partner"),
+    (lambda sim, s: (s[:1].repeat(1000), torch.full((1000,), -1)), r"first parent of 1000 child\(ren\)"),
+], ids=["parent-out-of-range", "partner-out-of-range", "dead-parent", "own-partner", "cannot-pay"])
+def test_a_selection_answer_naming_slots_it_must_not_is_refused(pick, message):
+    sim = sim_of(plugins=[Chooses(pick)], overrides={"strategies.selection": "chooses"})
+    sim.world.alive[sim.world.alive_slots()[-1]] = False  # one free slot below the high-water mark
+    with pytest.raises(PluginError, match=r"strategy selection='chooses'.*" + message):
+        sim.run(1)
+
+
 # ------------------------------------------------------------------ mixtures
 class Tagged(Strategy):
     """A mutation that counts its calls and marks nothing: a copy."""
