@@ -208,6 +208,9 @@ class WorldConfig:
         return {k: v for k, v in d.items() if v is not None}
 
 
+#: smallest normal float32 (numpy.finfo(numpy.float32).tiny)
+FLOAT32_TINY = 1.1754943508222875e-38
+
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
                list: "a list", dict: "a table"}
 
@@ -224,6 +227,11 @@ def _check_value(source: str, key: str, value: Any, typ: type, meta: dict) -> An
         raise ConfigError(source, key, f"expected {_TYPE_NAMES.get(typ, typ.__name__)}, got {value!r} ({type(value).__name__})")
     if typ is float and not math.isfinite(value):
         raise ConfigError(source, key, f"expected a finite number, got {value!r}")
+    if typ is float and value != 0 and abs(value) < FLOAT32_TINY:
+        # the world's arrays are float32: such a value is 0 (or lossy) there, and a positive
+        # setting read as 0 divides by zero deep in a kernel
+        raise ConfigError(source, key, f"{value!r} is below what float32 (the world's arrays) holds: "
+                                       f"use a magnitude of at least {FLOAT32_TINY:.3g}")
     lo, hi = meta.get("lo"), meta.get("hi")
     if lo is not None and (value < lo or (meta.get("lo_open") and value == lo)):
         rel = ">" if meta.get("lo_open") else ">="

@@ -37,6 +37,8 @@ BAD_WORLDS = [
      "GiB is available"),
     ("NaN", "[resource]\nmax = nan\n", [], "resource.max: expected a finite number, got nan"),
     ("infinity", "[agent]\nmax_speed = inf\n", [], "agent.max_speed: expected a finite number, got inf"),
+    ("zero in float32", "[resource]\nmax = 1e-46\n", [], "resource.max: 1e-46 is below what float32 (the world's arrays) holds"),
+    ("zero in float32 by --set", "", ["--set", "agent.bite=-1e-40"], "agent.bite: -1e-40 is below what float32"),
     ("negative NaN in an integer key", "[agent]\nmax_age = -nan\n", [], "agent.max_age: expected an integer, got nan"),
     ("more agents than slots", "[world]\ncapacity = 10\ninitial_agents = 20\n", [],
      "20 agents do not fit in world.capacity = 10"),
