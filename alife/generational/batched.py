@@ -21,7 +21,25 @@ from typing import Any
 import numpy as np
 
 
-class CartPoleBatch:
+class _StateBatch:
+    """A batch whose state is the gymnasium environment's ``unwrapped.state`` (one row per
+    episode): reset each environment with its seed (gymnasium's own start-state draw), take the
+    states, and observe them with the subclass's ``_obs``."""
+
+    s: np.ndarray
+
+    def reset(self, envs: list[Any], seeds: np.ndarray) -> np.ndarray:
+        for env, seed in zip(envs, seeds, strict=True):
+            env.reset(seed=int(seed))
+        self.s = np.stack([np.asarray(env.unwrapped.state, dtype=np.float64) for env in envs])
+        return self._obs(self.s)
+
+    @staticmethod
+    def _obs(s: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+
+class CartPoleBatch(_StateBatch):
     """``CartPole-v1`` (gymnasium ``classic_control/cartpole.py``, Barto, Sutton & Anderson 1983)."""
 
     def __init__(self, env: Any):
@@ -29,11 +47,9 @@ class CartPoleBatch:
         self.u = u
         self.s = np.zeros((0, 4))
 
-    def reset(self, envs: list[Any], seeds: np.ndarray) -> np.ndarray:
-        for env, seed in zip(envs, seeds, strict=True):
-            env.reset(seed=int(seed))
-        self.s = np.stack([np.asarray(env.unwrapped.state, dtype=np.float64) for env in envs])
-        return self.s.astype(np.float32)
+    @staticmethod
+    def _obs(s: np.ndarray) -> np.ndarray:
+        return s.astype(np.float32)
 
     def step(self, rows: np.ndarray, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         u = self.u
@@ -73,7 +89,7 @@ def _wrap(x: np.ndarray, m: float, big: float) -> np.ndarray:
     return x
 
 
-class AcrobotBatch:
+class AcrobotBatch(_StateBatch):
     """``Acrobot-v1`` (gymnasium ``classic_control/acrobot.py``; Sutton 1996, Sutton & Barto 1998),
     the "book" dynamics integrated by one fourth-order Runge-Kutta step of ``dt``."""
 
@@ -82,12 +98,6 @@ class AcrobotBatch:
         if self.u.torque_noise_max > 0:
             raise ValueError("batched Acrobot has no torque noise; use the gymnasium stepping")
         self.s = np.zeros((0, 4))
-
-    def reset(self, envs: list[Any], seeds: np.ndarray) -> np.ndarray:
-        for env, seed in zip(envs, seeds, strict=True):
-            env.reset(seed=int(seed))
-        self.s = np.stack([np.asarray(env.unwrapped.state, dtype=np.float64) for env in envs])
-        return self._obs(self.s)
 
     @staticmethod
     def _obs(s: np.ndarray) -> np.ndarray:
@@ -133,18 +143,12 @@ class AcrobotBatch:
         return self._obs(ns), np.where(terminated, 0.0, -1.0), terminated
 
 
-class PendulumBatch:
+class PendulumBatch(_StateBatch):
     """``Pendulum-v1`` (gymnasium ``classic_control/pendulum.py``): torque-limited swing-up."""
 
     def __init__(self, env: Any):
         self.u = env.unwrapped
         self.s = np.zeros((0, 2))
-
-    def reset(self, envs: list[Any], seeds: np.ndarray) -> np.ndarray:
-        for env, seed in zip(envs, seeds, strict=True):
-            env.reset(seed=int(seed))
-        self.s = np.stack([np.asarray(env.unwrapped.state, dtype=np.float64) for env in envs])
-        return self._obs(self.s)
 
     @staticmethod
     def _obs(s: np.ndarray) -> np.ndarray:
