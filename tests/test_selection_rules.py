@@ -1,4 +1,4 @@
-"""Selection rules against known answers: tournament, linear ranking, rank-based fitness sharing
+"""Selection rules against known answers: tournament, truncation, linear ranking, rank-based fitness sharing
 (all-negative fitness included), novelty search and its archive, the elitism wrapper; fitness
 reaching the rules through the fitness event; the rules' worlds."""
 
@@ -73,6 +73,22 @@ def test_tournament_strategy_ranks_by_fitness():
     expected = torch.tensor([5 / 16, 1 / 16, 7 / 16, 3 / 16], dtype=torch.float64)
     assert torch.allclose(freq, expected, atol=0.01)
     assert bool((partners == -1).all())  # crossover 0
+
+
+def test_truncation_draws_uniformly_from_the_best_parents_negative_fitness_included():
+    from alife.strategies.truncation import Truncation
+
+    fitness = [-3.0, -0.5, -9.0, -1.0, -0.7, -2.0]  # the best three: slots 1, 4, 3
+    sim = fake_task(fitness, k=30_000, crossover=0.5)
+    sim.config.task.parents = 3
+    rule = Truncation()
+    parents, partners = select(rule, sim, told(rule, sim, fitness))
+    freq = torch.bincount(parents, minlength=6).double() / parents.numel()
+    expected = torch.tensor([0, 1 / 3, 0, 1 / 3, 1 / 3, 0], dtype=torch.float64)
+    assert torch.allclose(freq, expected, atol=0.015), freq
+    paired = partners >= 0
+    assert abs(float(paired.double().mean()) - 0.5) < 0.015  # task.crossover
+    assert set(partners[paired].tolist()) <= {1, 3, 4} and bool((partners[paired] != parents[paired]).all())
 
 
 def test_a_rule_ranks_the_fitness_it_is_given_not_an_attribute():
