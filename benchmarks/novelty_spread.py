@@ -79,7 +79,7 @@ def spread(points: np.ndarray) -> float:
 def coverage(gens: list[np.ndarray]) -> int:
     p = np.clip(scaled(np.concatenate(gens)), 0.0, 1.0 - 1e-9)
     cells = (p * GRID).astype(np.int64)
-    return len({(int(a), int(b)) for a, b in cells})
+    return len(np.unique(cells, axis=0))
 
 
 def sign_test(a: np.ndarray, b: np.ndarray) -> float:

@@ -26,7 +26,12 @@ class _StateBatch:
     episode): reset each environment with its seed (gymnasium's own start-state draw), take the
     states, and observe them with the subclass's ``_obs``."""
 
-    s: np.ndarray
+    #: numbers in a state row
+    width: int = 0
+
+    def __init__(self, env: Any):
+        self.u = env.unwrapped
+        self.s = np.zeros((0, self.width))
 
     def reset(self, envs: list[Any], seeds: np.ndarray) -> np.ndarray:
         for env, seed in zip(envs, seeds, strict=True):
@@ -42,10 +47,7 @@ class _StateBatch:
 class CartPoleBatch(_StateBatch):
     """``CartPole-v1`` (gymnasium ``classic_control/cartpole.py``, Barto, Sutton & Anderson 1983)."""
 
-    def __init__(self, env: Any):
-        u = env.unwrapped
-        self.u = u
-        self.s = np.zeros((0, 4))
+    width = 4
 
     @staticmethod
     def _obs(s: np.ndarray) -> np.ndarray:
@@ -93,11 +95,12 @@ class AcrobotBatch(_StateBatch):
     """``Acrobot-v1`` (gymnasium ``classic_control/acrobot.py``; Sutton 1996, Sutton & Barto 1998),
     the "book" dynamics integrated by one fourth-order Runge-Kutta step of ``dt``."""
 
+    width = 4
+
     def __init__(self, env: Any):
-        self.u = env.unwrapped
+        super().__init__(env)
         if self.u.torque_noise_max > 0:
             raise ValueError("batched Acrobot has no torque noise; use the gymnasium stepping")
-        self.s = np.zeros((0, 4))
 
     @staticmethod
     def _obs(s: np.ndarray) -> np.ndarray:
@@ -146,9 +149,7 @@ class AcrobotBatch(_StateBatch):
 class PendulumBatch(_StateBatch):
     """``Pendulum-v1`` (gymnasium ``classic_control/pendulum.py``): torque-limited swing-up."""
 
-    def __init__(self, env: Any):
-        self.u = env.unwrapped
-        self.s = np.zeros((0, 2))
+    width = 2
 
     @staticmethod
     def _obs(s: np.ndarray) -> np.ndarray:
