@@ -72,6 +72,19 @@ def test_descent_is_tracked_and_fitness_is_the_documented_log_ratio(run_dir):
     assert np.array_equal(again.replicates[0].counts, res.replicates[1].counts)  # seed i reproduces
 
 
+def test_two_copies_of_one_pool_are_neutral(run_dir):
+    """The known answer: a pool against an identical copy of itself has relative fitness 0 (its
+    interval over replicates holds 0) and keeps about half the world."""
+    anc, _ = A.run_pools(run_dir)
+    twin = A.Pool("twin", anc.genomes.copy(), anc.species.copy(), source=anc.source)
+    res = A.assay([anc, twin], A.run_world(run_dir), replicates=8, steps=60, every=20, seed=11)
+    row = res.table()[1]
+    rf, share = row["relative_fitness"], row["final_share"]
+    assert rf["lo"] <= 0.0 <= rf["hi"], rf
+    assert abs(share["mean"] - 0.5) < 0.15, share
+    assert row["gain_rate"]["lo"] <= 0.0 <= row["gain_rate"]["hi"], row["gain_rate"]
+
+
 def test_a_dead_pool_and_a_foraging_trial(run_dir):
     anc, _ = A.run_pools(run_dir)
     bad = A.Pool("nan", np.full_like(anc.genomes[:4], np.nan), anc.species[:4], None, "NaN genomes")
