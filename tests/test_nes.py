@@ -36,13 +36,16 @@ def test_nes_reaches_the_peak_at_5_from_1():
 
 
 def evolve(objective: str, seed: int, iters: int = 300) -> tuple[torch.Tensor, torch.Tensor]:
+    """The seed's evolvability-ES example with SNES's settings (NES utilities, centre rate 1, the
+    spread's rate (3 + ln 1) / 5), 200 samples a step; MaxEnt's kernel has the fixed width 0.5 in
+    behaviour units (the seed's ``k_sigma``: entropy on the behaviour's own scale)."""
     g = torch.Generator().manual_seed(seed)
     mean, sigma = torch.tensor([1.0]), torch.tensor([0.5])
     for _ in range(iters):
         z, x = N.ask(mean, sigma, 200, g)
         b = behaviour(x)
-        f = N.maxvar(b) if objective == "maxvar" else N.maxent(b)
-        mean, sigma = N.tell(mean, sigma, z, f, lr_mean=0.5, lr_sigma=0.05)
+        f = N.maxvar(b) if objective == "maxvar" else N.maxent(b, bandwidth=0.5)
+        mean, sigma = N.tell(mean, sigma, z, f)
     return mean, sigma
 
 
@@ -73,12 +76,34 @@ def test_maxent_spreads_behaviours_more_evenly_than_maxvar():
     assert min(ent["maxent"]) > max(ent["maxvar"])
 
 
-def test_mirrored_noise_and_centred_ranks():
+def test_mirrored_noise_and_utilities():
     g = torch.Generator().manual_seed(0)
     z = N.mirrored_noise(7, 3, g)
     torch.testing.assert_close(z[0::2][:3], -z[1::2])
-    u = N.centred_ranks(torch.tensor([3.0, -1.0, 10.0, 0.0]))
-    assert u.tolist() == pytest.approx([1 / 6, -0.5, 0.5, -1 / 6]) and float(u.sum()) == pytest.approx(0.0, abs=1e-6)
+    f = torch.tensor([3.0, -1.0, 10.0, 0.0])
+    # centred ranks, scaled to sum |u| = 1: ranks 2, 0, 3, 1 of 4 -> 1/6, -1/2, 1/2, -1/6, over 4/3
+    u = N.utilities(f, "centred")
+    assert u.tolist() == pytest.approx([0.125, -0.375, 0.375, -0.125])
+    # NES utilities (Wierstra et al. 2014): w = max(0, ln 3 - ln(4 - rank)): 0, ln 1.5, ln 3 for
+    # ranks 1, 2, 3 (the worst two get none), divided by their sum, minus 1/4
+    w = torch.tensor([math.log(1.5), 0.0, math.log(3.0), 0.0], dtype=torch.float64)
+    u = N.utilities(f, "nes")
+    assert u.tolist() == pytest.approx((w / w.sum() - 0.25).tolist(), abs=1e-6)
+    for shaping in N.SHAPINGS:  # zero sum, magnitude independent of the sample size
+        for n in (4, 17, 1000):
+            u = N.utilities(torch.randn(n, generator=g), shaping)
+            assert float(u.sum()) == pytest.approx(0.0, abs=1e-5)
+            assert 0.5 < float(u.abs().sum()) <= 2.0 + 1e-5
+    with pytest.raises(ValueError, match="fitness shaping 'linear'"):
+        N.utilities(f, "linear")
+
+
+def test_nes_utilities_are_evotorchs():
+    ranking = pytest.importorskip("evotorch.tools.ranking")
+    g = torch.Generator().manual_seed(3)
+    for n in (5, 17, 40):
+        f = torch.randn(n, generator=g)
+        torch.testing.assert_close(N.utilities(f, "nes"), ranking.nes(f), atol=1e-6, rtol=0)
 
 
 def test_grouped_tell_equals_one_tell_per_group():
@@ -86,14 +111,15 @@ def test_grouped_tell_equals_one_tell_per_group():
     mean, sigma = torch.randn(3, 4, generator=g), torch.rand(3, 4, generator=g) + 0.1
     group = torch.tensor([0, 2, 0, 2, 0, 2, 2])
     z, f = torch.randn(7, 4, generator=g), torch.randn(7, generator=g).double()
-    gm, gs = N.tell_grouped(mean, sigma, group, z, f, 0.7, 0.3)
-    for k in (0, 2):
-        rows = group == k
-        m1, s1 = N.tell(mean[k], sigma[k], z[rows], f[rows], 0.7, 0.3)
-        torch.testing.assert_close(gm[k], m1)
-        torch.testing.assert_close(gs[k], s1)
-    torch.testing.assert_close(gm[1], mean[1])  # no sample: unchanged
-    torch.testing.assert_close(gs[1], sigma[1])
+    for shaping in N.SHAPINGS:
+        gm, gs = N.tell_grouped(mean, sigma, group, z, f, 0.7, 0.3, shaping=shaping)
+        for k in (0, 2):
+            rows = group == k
+            m1, s1 = N.tell(mean[k], sigma[k], z[rows], f[rows], 0.7, 0.3, shaping=shaping)
+            torch.testing.assert_close(gm[k], m1)
+            torch.testing.assert_close(gs[k], s1)
+        torch.testing.assert_close(gm[1], mean[1])  # no sample: unchanged
+        torch.testing.assert_close(gs[1], sigma[1])
 
 
 # ------------------------------------------------------------------ in the world

@@ -7,7 +7,7 @@ distribution, in mirrored pairs within a step (``z, -z``), and the child carries
 (per-slot array ``nes.z``). The "tell" is the fitness event: in the world, at death, the energy
 gathered over the life (plus ``offspring_weight`` per child); on a task, the mean episode return,
 once per genome. When a species has ``window`` completed results, its distribution takes one
-natural-gradient step on them (centred ranks within the species), all due species in one batched
+natural-gradient step on them (utilities by rank within the species, ``shaping``), all due species in one batched
 update. A new species starts from its founder: its centre becomes the founding child's genome,
 its spread its parent species' spread.
 
@@ -43,8 +43,14 @@ class NESParams:
     window: int = setting(20, "completed results a species gathers before its distribution takes a step", lo=2, hi=1 << 16)
     offspring_weight: float = setting(0.0, "world fitness: lifetime energy plus this much per child", lo=0.0, hi=1e6)
     mirrored: bool = setting(True, "sample noise in mirrored pairs z, -z")
+    shaping: str = setting("nes", "fitness shaping within a species' window: nes (Wierstra et al. 2014's log-rank "
+                           "utilities, as SNES) or centred (centred ranks); both scaled to sum |u| = 1",
+                           choices=nes_core.SHAPINGS)
     objective: str = setting("fitness", "what is ranked: fitness (NES), or behaviour diversity (evolvability ES)",
                              choices=("fitness", "maxvar", "maxent"))
+    bandwidth: float = setting(0.0, "MaxEnt's kernel width in behaviour units (the evolvability seed's k_sigma: entropy on "
+                               "the behaviour's own scale, so wider spread counts); 0: Silverman's rule on each sample "
+                               "(scale-free: only evenness counts)", lo=0.0, hi=1e6)
     buffer: int = setting(8192, "results kept waiting for their species' window (the oldest are dropped beyond)", lo=16, hi=1 << 22)
 
 
@@ -191,7 +197,7 @@ class NES(Strategy):
             f = torch.empty_like(f)
             for s_id in due.nonzero().squeeze(1).tolist():  # one kernel density per species due
                 rows = (sp == s_id).nonzero().squeeze(1)
-                f[rows] = nes_core.maxent(b[rows]).double()
+                f[rows] = nes_core.maxent(b[rows], self.params.bandwidth or None).double()
         p = self.params
         mean, sigma = sim.arrays["nes.mean"], sim.arrays["nes.sigma"]
         d = due.nonzero().squeeze(1)
@@ -199,7 +205,7 @@ class NES(Strategy):
         local = torch.full((n_sp,), -1, dtype=torch.int64, device=sp.device)
         local[d] = torch.arange(d.numel(), device=sp.device)
         new_mean, new_sigma = nes_core.tell_grouped(mean[d], sigma[d], local[sp], z, f, p.lr_mean,
-                                                    self.lr_sigma, p.sigma_min, p.sigma_max)
+                                                    self.lr_sigma, p.sigma_min, p.sigma_max, p.shaping)
         mean[d], sigma[d] = new_mean, new_sigma
         self.used[take] = False
         self.updates += int(d.numel())

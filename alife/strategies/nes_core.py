@@ -12,9 +12,14 @@ tails for natural evolution strategies", GECCO 2011). Choices and where they com
   learnt (the evograd seed's prototype could only move the centre).
 - **Default learning rates**: ``lr_mean = 1`` and ``lr_sigma = (3 + ln d) / (5 sqrt d)`` for ``d``
   coordinates (SNES, Schaul et al. 2011, table 1).
-- **Fitness shaping** by centred ranks in [-0.5, 0.5] (Salimans et al., "Evolution strategies as
-  a scalable alternative to reinforcement learning", 2017): invariant to monotone transforms of
-  fitness, robust to outliers, and the utilities sum to zero.
+- **Fitness shaping** by rank, invariant to monotone transforms of fitness and robust to outliers;
+  the utilities sum to zero and their absolute values to about one whatever the sample size, so a
+  learning rate means the same at any population. ``"nes"`` (the default): the NES utilities of
+  Wierstra et al. 2014 (section 3.1), ``max(0, ln(n/2 + 1) - ln(n - rank)) / sum - 1/n``, only
+  the better half pulls the centre, weighted by log rank (what SNES uses, Schaul et al. 2011, and
+  EvoTorch's SNES); ``"centred"``: centred ranks (Salimans et al., "Evolution strategies as a
+  scalable alternative to reinforcement learning", 2017), linear in rank, divided by the sum of
+  their absolute values (Salimans et al. divide the step by ``n`` instead: the same scale).
 - **Mirrored sampling** (Brockhoff et al., "Mirrored sampling and sequential selection for
   evolution strategies", PPSN 2010): noise comes in pairs ``z, -z``, which removes the noise's
   first-order bias from the centre's gradient.
@@ -53,22 +58,40 @@ def ask(mean: torch.Tensor, sigma: torch.Tensor, n: int, generator: torch.Genera
     return z, mean + sigma * z
 
 
-def centred_ranks(values: torch.Tensor) -> torch.Tensor:
-    """Utilities in [-0.5, 0.5] by rank (ties broken by order), summing to zero."""
-    n = values.shape[0]
+SHAPINGS = ("nes", "centred")
+
+
+def _rank_weights(rank: torch.Tensor, n: torch.Tensor, shaping: str) -> torch.Tensor:
+    """Unnormalised weight of ascending ``rank`` (0 worst) in a sample of ``n`` (float tensors)."""
+    if shaping == "nes":
+        return torch.clamp(torch.log(n / 2 + 1) - torch.log(n - rank), min=0.0)
+    if shaping == "centred":
+        return rank / (n - 1).clamp(min=1) - 0.5
+    raise ValueError(f"fitness shaping {shaping!r}: expected one of {', '.join(SHAPINGS)}")
+
+
+def utilities(fitness: torch.Tensor, shaping: str = "nes") -> torch.Tensor:
+    """Rank-based utilities of a sample (higher fitness, higher utility; ties broken by order):
+    they sum to zero and their absolute values to about one (exactly one for ``"centred"``).
+    ``"nes"``: Wierstra et al. 2014's log-rank utilities; ``"centred"``: centred ranks, scaled."""
+    n = fitness.shape[0]
     if n < 2:
-        return torch.zeros_like(values, dtype=torch.float32)
-    ranks = torch.empty(n, dtype=torch.float32, device=values.device)
-    ranks[torch.argsort(values, stable=True)] = torch.arange(n, dtype=torch.float32, device=values.device)
-    return ranks / (n - 1) - 0.5
+        return torch.zeros(n, dtype=torch.float32, device=fitness.device)
+    rank = torch.empty(n, dtype=torch.float32, device=fitness.device)
+    rank[torch.argsort(fitness, stable=True)] = torch.arange(n, dtype=torch.float32, device=fitness.device)
+    w = _rank_weights(rank, torch.tensor(float(n), device=fitness.device), shaping)
+    if shaping == "nes":
+        return w / w.sum() - 1.0 / n
+    return w / w.abs().sum()
 
 
 def tell(mean: torch.Tensor, sigma: torch.Tensor, z: torch.Tensor, fitness: torch.Tensor,
          lr_mean: float = 1.0, lr_sigma: float | None = None, sigma_min: float = 1e-8,
-         sigma_max: float = 1e8) -> tuple[torch.Tensor, torch.Tensor]:
-    """The distribution after one natural-gradient step on ``(z, fitness)`` (higher is better).
-    Returns new ``(mean, sigma)``; the inputs are not changed."""
-    u = centred_ranks(fitness).to(z.dtype)
+         sigma_max: float = 1e8, shaping: str = "nes") -> tuple[torch.Tensor, torch.Tensor]:
+    """The distribution after one natural-gradient step on ``(z, fitness)`` (higher is better),
+    fitness shaped by ``shaping`` (:func:`utilities`). Returns new ``(mean, sigma)``; the inputs
+    are not changed."""
+    u = utilities(fitness, shaping).to(z.dtype)
     lr_s = default_lr_sigma(mean.shape[-1]) if lr_sigma is None else lr_sigma
     g_mean = u @ z
     g_sigma = u @ (z * z - 1.0)
@@ -77,7 +100,8 @@ def tell(mean: torch.Tensor, sigma: torch.Tensor, z: torch.Tensor, fitness: torc
 
 def tell_grouped(mean: torch.Tensor, sigma: torch.Tensor, group: torch.Tensor, z: torch.Tensor,
                  fitness: torch.Tensor, lr_mean: float = 1.0, lr_sigma: float | None = None,
-                 sigma_min: float = 1e-8, sigma_max: float = 1e8) -> tuple[torch.Tensor, torch.Tensor]:
+                 sigma_min: float = 1e-8, sigma_max: float = 1e8,
+                 shaping: str = "nes") -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`tell` for many distributions at once: rows of ``mean``/``sigma`` ``[G, d]``, each
     sample ``i`` belonging to ``group[i]``; ranks are taken within each group. Groups with no
     sample keep their distribution. One pass, no loop over groups."""
@@ -91,9 +115,13 @@ def tell_grouped(mean: torch.Tensor, sigma: torch.Tensor, group: torch.Tensor, z
     starts = torch.cumsum(counts, 0) - counts
     pos = torch.arange(n, device=group.device) - starts[sg]
     size = counts[sg].to(torch.float32)
+    w = _rank_weights(pos.to(torch.float32), size, shaping)
+    norm = torch.zeros(g, dtype=torch.float32, device=z.device).index_add_(0, sg, w if shaping == "nes" else w.abs())
+    w = w / norm[sg].clamp(min=1e-30)
+    if shaping == "nes":
+        w = w - 1.0 / size
     u = torch.zeros(n, dtype=z.dtype, device=z.device)
-    u[order] = torch.where(size > 1, pos.to(torch.float32) / (size - 1).clamp(min=1) - 0.5,
-                           torch.zeros_like(size)).to(z.dtype)
+    u[order] = torch.where(size > 1, w, torch.zeros_like(size)).to(z.dtype)
     g_mean = torch.zeros_like(mean).index_add_(0, group, u.unsqueeze(1) * z)
     g_sigma = torch.zeros_like(mean).index_add_(0, group, u.unsqueeze(1) * (z * z - 1.0))
     lr_s = default_lr_sigma(mean.shape[-1]) if lr_sigma is None else lr_sigma
@@ -108,8 +136,10 @@ def maxvar(behaviour: torch.Tensor) -> torch.Tensor:
 
 def maxent(behaviour: torch.Tensor, bandwidth: float | None = None) -> torch.Tensor:
     """MaxEnt's per-sample objective: minus the log Gaussian-kernel density of each behaviour
-    among all (its gradient is the gradient of the behaviours' entropy estimate). ``bandwidth``
-    defaults to Silverman's rule on the behaviours' spread."""
+    among all (its gradient is the gradient of the behaviours' entropy estimate). A fixed
+    ``bandwidth`` (the seed's ``k_sigma``) measures entropy on the behaviour's own scale, so a wider
+    spread scores higher; the default, Silverman's rule on the sample's spread, rescales the kernel
+    with the sample and rewards only evenness (on the seed's problem it settles where MaxVar does)."""
     n = behaviour.shape[0]
     if bandwidth is None:
         std = behaviour.std(0).mean().clamp(min=1e-6)
