@@ -150,3 +150,76 @@ def test_predators_breed_at_their_own_threshold():
     assert min(w.prey) < 4.5  # prey breed at the world's 3.0
     with pytest.raises(PluginError, match="predator_reproduce_energy: 7.0 can never be reached"):
         alife.Simulation(WORLD, seed=4, overrides={**SMALL, "plugin.predator-prey.predator_reproduce_energy": 7.0})
+
+
+# ------------------------------------------------------------------ hunt = "nearest-prey"
+HUNT = {**SMALL, "plugin.predator-prey.sense_roles": True, "plugin.predator-prey.hunt": "nearest-prey"}
+
+
+def _crowd(sim: alife.Simulation) -> None:
+    """Slots 0-2 alone in a corner: predator 0 with predator 1 nearest (0.3 away) and prey 2 in
+    contact range behind it (1.0 away); every other agent far off."""
+    st, roles = sim.world, sim.arrays[ROLE]
+    st.pos[3:] = torch.tensor([0.75, 0.75]) * torch.tensor([sim.config.world.width, sim.config.world.height])
+    st.pos[:3] = torch.tensor([[4.0, 4.0], [4.3, 4.0], [3.0, 4.0]])
+    roles[:3] = torch.tensor([PREDATOR, PREDATOR, PREY], dtype=roles.dtype)
+
+
+def test_a_predator_that_hunts_the_nearest_prey_strikes_past_another_predator():
+    for hunt, eaten in (("nearest-agent", False), ("nearest-prey", True)):
+        sim = alife.Simulation(WORLD, seed=4, overrides={**HUNT, "plugin.predator-prey.hunt": hunt})
+        pp = sim.hooks.get_plugin("predator-prey")
+        _crowd(sim)
+        n = sim.world.hw
+        pp.alife_observe(sim, n, torch.zeros(n, sim.observation_columns("predator-prey.other").stop))  # the senses
+        out = pp.alife_interact(sim, torch.tensor([0]), torch.tensor([1]))  # the world's target: predator 1
+        if eaten:
+            damage, gain, to = out
+            assert int(to[0]) == 2 and float(damage[0]) == pp.params.damage  # redirected onto the prey
+        else:
+            damage, gain = out
+            assert float(damage[0]) == 0.0  # struck the other predator, to no effect
+
+
+class OnlySlot0Attacks:
+    """Actions of one crafted step: nobody moves, grazes or mates; slot 0 attacks."""
+
+    @hookimpl
+    def alife_after_act(self, sim, slots, actions):
+        actions[:, 1:] = -1.0
+        actions[slots == 0, 3] = 1.0
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["numba", "torch"])
+def test_a_redirected_attack_lands_in_the_engines_fight(fused):
+    """One whole step through the engine's fight phase (the numba pass and the torch one): predator
+    0 attacks; its nearest agent is predator 1, prey 2 is in contact range behind it."""
+    for hunt, prey_eaten in (("nearest-agent", False), ("nearest-prey", True)):
+        sim = alife.Simulation(WORLD, seed=4, plugins=[OnlySlot0Attacks()],
+                               overrides={**HUNT, "plugin.predator-prey.hunt": hunt})
+        sim._cpu = fused
+        _crowd(sim)
+        ids = sim.world.ids[:3].clone()
+        e0 = float(sim.world.energy[0])
+        sim.step()
+        alive = [bool(sim.world.alive[k]) and int(sim.world.ids[k]) == int(ids[k]) for k in range(3)]
+        assert alive == [True, True, not prey_eaten], hunt
+        assert (float(sim.world.energy[0]) > e0) == prey_eaten  # the predator fed only on the prey
+
+
+def test_hunting_the_nearest_prey_needs_its_sense():
+    with pytest.raises(PluginError, match="plugin.predator-prey.hunt: .nearest-prey. needs sense_roles = true"):
+        alife.Simulation(WORLD, seed=1, overrides={**SMALL, "plugin.predator-prey.hunt": "nearest-prey"})
+
+
+def test_an_attack_redirected_to_a_dead_slot_is_refused():
+    class BadAim:
+        @hookimpl
+        def alife_interact(self, sim, attackers, targets):
+            dead = (~sim.world.alive).nonzero()[0].expand(attackers.numel())
+            z = torch.zeros(attackers.numel())
+            return z, z, dead
+
+    sim = alife.Simulation(seed=6, plugins=[BadAim()], overrides={**SMALL, "strategies.interaction": "BadAim"})
+    with pytest.raises(PluginError, match="redirected to slot .* not a living agent"):
+        sim.run(50)

@@ -67,8 +67,7 @@ class TorchPhysics:
         killed = torch.zeros(n, dtype=torch.bool, device=sim.device)
         attackers = attacking.nonzero().squeeze(1)
         if attackers.numel():
-            targets = nb[attackers]
-            damage, gain = sim.hooks.interact(sim, attackers, targets)
+            damage, gain, targets = sim.hooks.interact(sim, attackers, nb[attackers])
             want = torch.zeros(n, device=sim.device).index_add_(0, targets, damage)
             have = energy.clamp(min=0)
             scale = torch.where(want > have, have / want.clamp(min=1e-12), torch.ones_like(want))[targets]
@@ -138,9 +137,8 @@ class CpuPhysics(TorchPhysics):
         killed = np.zeros(n, dtype=np.bool_)
         att = np.flatnonzero(attacking.numpy())
         if att.size:
-            targets = nb.numpy()[att]
-            damage, gain = sim.hooks.interact(sim, torch.from_numpy(att), torch.from_numpy(targets))
-            fight_cpu(att, targets, damage.float().contiguous().numpy(),
+            damage, gain, to = sim.hooks.interact(sim, torch.from_numpy(att), torch.from_numpy(nb.numpy()[att]))
+            fight_cpu(att, np.ascontiguousarray(to.numpy()), damage.float().contiguous().numpy(),
                       gain.float().contiguous().numpy(), v.energy, v.lifetime_energy, killed,
                       sim._scratch["want"], sim.config.agent.attack_cost)
         return torch.from_numpy(killed)

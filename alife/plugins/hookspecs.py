@@ -368,7 +368,8 @@ def alife_behaviour(sim: Simulation, slots: torch.Tensor) -> torch.Tensor | None
 
 
 @hookspec(firstresult=True)
-def alife_interact(sim: Simulation, attackers: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+def alife_interact(sim: Simulation, attackers: torch.Tensor, targets: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor] | tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
     """Role ``interaction``: what attacks do (predation, coevolution rules, roles).
 
     Fires in: world, in the fight phase (task runs have no attacks: a task plugin implementing it is refused at start).
@@ -380,7 +381,11 @@ def alife_interact(sim: Simulation, attackers: torch.Tensor, targets: torch.Tens
     :param targets: ``[m]`` slots of their targets (each within contact range).
     :return: ``(damage, gain)``: two ``[m]`` float32 tensors, energy each attack takes from its
         target and energy it gives to its attacker. The engine caps the total taken from a target
-        at the energy it has, scaling both in proportion.
+        at the energy it has, scaling both in proportion. Or ``(damage, gain, targets)``: the
+        attacks land on these ``[m]`` slots instead (a rule that picks its victims, e.g. a predator
+        that strikes the nearest prey in its contact range rather than the nearest agent, which
+        may be another predator). Each must be a living agent other than its attacker, or the
+        run stops with a ``PluginError``; being in range is the rule's own measure.
     """
 
 

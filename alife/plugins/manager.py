@@ -717,13 +717,33 @@ class PluginManager:
                 out[name] = plugin
         return out
 
-    def interact(self, sim: Any, attackers: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def interact(self, sim: Any, attackers: torch.Tensor, targets: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(damage, gain, targets)``: the interaction's answer, checked; ``targets`` are the
+        engine's own unless the strategy redirected its attacks (a third tensor)."""
+        import torch  # noqa: PLC0415  (this module loads without torch: the lineage tools use it)
+
         out = self._required("interaction", sim=sim, attackers=attackers, targets=targets)
         m = attackers.numel()
-        if not (isinstance(out, tuple) and len(out) == 2 and all(_is_tensor(t) for t in out)
-                and all(tuple(t.shape) == (m,) and t.is_floating_point() for t in out)):
-            self._bad_result("interaction", out, f"(damage, gain): two [{m}] float tensors")
-        return out
+        if not (isinstance(out, tuple) and len(out) in (2, 3) and all(_is_tensor(t) for t in out)
+                and all(tuple(t.shape) == (m,) for t in out)
+                and all(t.is_floating_point() for t in out[:2])
+                and (len(out) == 2 or not (out[2].is_floating_point() or out[2].dtype == torch.bool))):
+            self._bad_result("interaction", out, f"(damage, gain) or (damage, gain, targets): two [{m}] float "
+                                                 f"tensors, and optionally [{m}] integer slots")
+        if len(out) == 2:
+            return out[0], out[1], targets
+        to = out[2].to(torch.int64)
+        if m:
+            alive = sim.world.alive
+            bad = (to < 0) | (to >= alive.shape[0])
+            bad = bad | ~alive[to.clamp(0, alive.shape[0] - 1)] | (to == attackers)
+            if bool(bad.any()):
+                i = int(bad.nonzero()[0, 0])
+                self.bad_result("interaction", f"attack {i} (attacker slot {int(attackers[i])}) redirected to slot "
+                                f"{int(to[i])}, which is not a living agent other than the attacker "
+                                f"({int(bad.sum())} of {m} attacks)")
+        return out[0], out[1], to
 
     def _required(self, role: str, **kwargs: Any) -> Any:
         out = self._role(role, **kwargs)

@@ -8,6 +8,11 @@ after an extinction of the whole population are prey. The rule, every step, for 
 - **what each role can do** (``alife_after_act``, on the chosen actions): predators cannot graze
   (their ``eat`` output is switched off), so a predator's only income is prey; with
   ``prey_attack = false`` prey cannot attack either (``attack`` off);
+- **what an attack strikes**: the world's rule, the attacker's nearest agent in contact range
+  (``hunt = "nearest-agent"``; a predator whose nearest neighbour is another predator strikes it,
+  to no effect), or with ``hunt = "nearest-prey"`` (and ``sense_roles``) a predator strikes the
+  nearest prey within ``agent.contact_radius`` when there is one (the interaction redirects the
+  attack: a third tensor of targets);
 - **what an attack does** (``alife_interact``, the interaction role): a predator's attack on a prey
   takes ``damage`` energy from it and gives the predator ``gain`` of that, except on a prey inside
   the refuge (the band ``x < refuge * world.width``: there a predator's attack does nothing, the
@@ -62,6 +67,10 @@ class PredatorPreyParams:
                             "(a prey refuge; 0: none)", lo=0.0, hi=1.0)
     sense_roles: bool = setting(False, "brains sense their own role and the nearest agent of the other role "
                                 "(5 more policy inputs; alife.strategies.roles)")
+    hunt: str = setting("nearest-agent", "what a predator's attack strikes: its nearest agent (the world's rule; "
+                        "another predator there absorbs it) or nearest-prey (the nearest prey within "
+                        "agent.contact_radius, as sensed; needs sense_roles)",
+                        choices=("nearest-agent", "nearest-prey"))
     record_every: int = setting(100, "steps between the counts kept for summary.json", lo=1, hi=1 << 30)
 
 
@@ -78,9 +87,23 @@ class PredatorPrey(TwoRoles):
         if not self.params.prey_attack:
             actions[:, ATTACK] = torch.where(pred, actions[:, ATTACK], -1.0)
 
+    def setup(self, sim: Any) -> None:
+        super().setup(sim)
+        if self.params.hunt == "nearest-prey" and not self.params.sense_roles:
+            from alife.config import ConfigError
+
+            raise ConfigError(sim.config.source, "plugin.predator-prey.hunt",
+                              "'nearest-prey' needs sense_roles = true (the nearest prey is what predators sense)")
+
     @hookimpl
     def alife_interact(self, sim: Any, attackers: torch.Tensor, targets: torch.Tensor):
-        ra, rt = self.roles[attackers], self.roles[targets]
+        ra = self.roles[attackers]
+        redirect = self.params.hunt == "nearest-prey"
+        if redirect:  # a predator strikes the nearest prey in its contact range, if there is one
+            prey, d = self.other[attackers], self.other_dist[attackers]
+            take = (ra == PREDATOR) & (prey >= 0) & (d <= sim.config.agent.contact_radius)
+            targets = torch.where(take, prey, targets)
+        rt = self.roles[targets]
         hunt = (ra == PREDATOR) & (rt == PREY)
         if self.params.refuge > 0:  # prey inside the refuge band cannot be hunted
             hunt &= sim.world.pos[targets, 0] >= self.params.refuge * sim.config.world.width
@@ -89,7 +112,7 @@ class PredatorPrey(TwoRoles):
         fight = (ra == PREY) & (rt == PREY)
         damage = torch.where(hunt, self.params.damage, torch.where(fight, a.attack_damage, 0.0)).to(torch.float32)
         gain = damage * torch.where(hunt, self.params.gain, a.attack_gain).to(torch.float32)
-        return damage, gain
+        return (damage, gain, targets) if redirect else (damage, gain)
 
     @hookimpl
     def alife_step_start(self, sim: Any, step: int) -> None:

@@ -91,6 +91,9 @@ class TwoRoles(Strategy):
         nb = torch.where(one, nb0, nb1)
         off = torch.where(one.unsqueeze(1), off0, off1)
         dist = torch.where(one, d0, d1)
+        #: this step's nearest agent of the other role within the sense radius (-1: none) and its
+        #: distance, per slot, as sensed (a rule may strike it: ``predator-prey``'s ``hunt``)
+        self.other, self.other_dist = nb, dist
         seen = (nb >= 0).to(obs.dtype)
         hd = st.heading[:n]
         ch, sh = hd.cos(), hd.sin()
