@@ -49,9 +49,11 @@ TASKS: dict[str, tuple[str, int]] = {
 
 def _nes(cfg: Any, budget: int) -> dict[str, Any]:
     """Separable NES on a task, set up as the SNES peer is (``benchmarks/peers.py``): one search
-    distribution (no species split), SNES's population ``4 + floor(3 ln d)`` for the ``d`` policy
-    weights, its initial spread (``stdev_init``), centre learning rate 1, every child a sample (no
-    elites), one update per generation, and the peer's step budget (``max_env_steps``)."""
+    distribution (no species split) over the ``d`` policy weights alone (as the peer's), SNES's
+    population ``4 + floor(3 ln d)``, its initial spread (``stdev_init``) and spread rate, centre
+    learning rate 1, every child a sample (no elites), one update per generation, and the peer's
+    step budget (``max_env_steps``). What still differs: mirrored sampling (ours), and the first
+    generation (ours: the world's founders, not told to the distribution)."""
     from alife.generational.episodes import EpisodePool
     from alife.generational.policy import task_layout
 
@@ -62,7 +64,7 @@ def _nes(cfg: Any, budget: int) -> dict[str, Any]:
     return {"strategies.reproduction": "crossover-mutate", "strategies.mutation": "nes",
             "task.population": n, "task.elite": 0, "task.parents": n, "task.crossover": 0.0,
             "plugin.nes.window": n, "plugin.nes.sigma_init": peers.SETTINGS["snes"]["stdev_init"],
-            "plugin.nes.lr_mean": 1.0, "mutation.species_threshold": 1e6,
+            "plugin.nes.lr_mean": 1.0, "plugin.nes.search": "policy", "mutation.species_threshold": 1e6,
             "task.generations": 1 << 30, "task.max_env_steps": budget}
 
 

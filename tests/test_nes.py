@@ -227,3 +227,27 @@ def test_nes_on_cartpole():
     nes = run.hooks.get_plugin("nes")
     # generations 1 and 2 are NES samples told before a reproduction (generation 0 was not sampled)
     assert nes.updates == 2
+
+
+def test_searching_the_policy_alone_leaves_the_other_segments_at_the_centre():
+    pytest.importorskip("gymnasium")
+    from alife.generational.runner import TaskRun
+
+    run = TaskRun(ROOT / "worlds" / "cartpole_nes.toml", seed=0,
+                  overrides={"task.generations": 5, "task.heldout_episodes": 3, "task.stop_at_threshold": False,
+                             "plugin.nes.search": "policy"})
+    lo, hi = run.layout.segment_range("policy")
+    sigma0 = run.arrays["nes.sigma"].clone()
+    run.run()
+    nes = run.hooks.get_plugin("nes")
+    assert nes.updates == 3 and int(nes.searched.sum()) == hi - lo
+    sp = run.world.species[0]
+    mean, sigma = run.arrays["nes.mean"][sp], run.arrays["nes.sigma"][sp]
+    g = run.world.genomes[: run.population]
+    outside = torch.ones(g.shape[1], dtype=torch.bool)
+    outside[lo:hi] = False
+    torch.testing.assert_close(g[:, outside], mean[outside].expand(g.shape[0], -1))  # not searched
+    torch.testing.assert_close(sigma[outside], sigma0[sp][outside])  # their spread never moved
+    assert not torch.equal(sigma[lo:hi], sigma0[sp][lo:hi])  # the policy's did
+    assert float((g[:, lo:hi] - mean[lo:hi]).abs().max()) > 0  # and its children are samples
+    assert nes.lr_sigma == pytest.approx(N.default_lr_sigma(hi - lo))

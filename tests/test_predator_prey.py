@@ -50,6 +50,14 @@ def test_only_predators_gain_from_eating_prey():
     # predator on prey; predator on predator; prey on prey (the world's predation); prey on predator
     torch.testing.assert_close(damage, torch.tensor([p.damage, 0.0, ag.attack_damage, 0.0]))
     torch.testing.assert_close(gain, torch.tensor([p.damage * p.gain, 0.0, ag.attack_damage * ag.attack_gain, 0.0]))
+    # with predator_attack, predator on predator is the world's predation; prey on predator still nothing
+    sim2 = alife.Simulation(WORLD, seed=2, overrides={**SMALL, "plugin.predator-prey.predator_attack": True})
+    pp2 = sim2.hooks.get_plugin("predator-prey")
+    sim2.arrays[ROLE][a] = torch.tensor([PREDATOR, PREDATOR, PREY, PREY], dtype=roles.dtype)
+    damage, gain = pp2.alife_interact(sim2, attackers, targets)
+    torch.testing.assert_close(damage, torch.tensor([p.damage, ag.attack_damage, ag.attack_damage, 0.0]))
+    torch.testing.assert_close(gain, torch.tensor([p.damage * p.gain, ag.attack_damage * ag.attack_gain,
+                                                   ag.attack_damage * ag.attack_gain, 0.0]))
 
 
 def test_prey_in_the_refuge_cannot_be_hunted():

@@ -48,6 +48,10 @@ class NESParams:
                            choices=nes_core.SHAPINGS)
     objective: str = setting("fitness", "what is ranked: fitness (NES), or behaviour diversity (evolvability ES)",
                              choices=("fitness", "maxvar", "maxent"))
+    search: str = setting("genome", "coordinates the distribution searches: the whole genome, or the policy segment "
+                          "alone (the others stay at the species' centre; on a task nothing else is expressed "
+                          "unless another strategy reads the mutator or compatibility networks). SNES's default "
+                          "spread rate counts only the searched coordinates", choices=("genome", "policy"))
     bandwidth: float = setting(0.0, "MaxEnt's kernel width in behaviour units (the evolvability seed's k_sigma: entropy on "
                                "the behaviour's own scale, so wider spread counts); 0: Silverman's rule on each sample "
                                "(scale-free: only evenness counts)", lo=0.0, hi=1e6)
@@ -70,7 +74,14 @@ class NES(Strategy):
         sim.arrays.add_slot("nes.told", dtype=torch.bool, inherit="reset")
         sim.arrays.add_slot("nes.born", dtype=torch.bool, inherit="reset")  # sampled by NES (not a founder)
         self.code = sim.strategy_names.index(self.name) if self.name in sim.strategy_names else None
-        self.lr_sigma = p.lr_sigma or nes_core.default_lr_sigma(g)
+        #: searched coordinates (noise elsewhere is zero: those stay at the centre, and with
+        #: utilities that sum to zero their spread never moves)
+        self.searched = torch.ones(g, dtype=torch.bool, device=dev)
+        if p.search == "policy":
+            lo, hi = sim.layout.segment_range("policy")
+            self.searched[:] = False
+            self.searched[lo:hi] = True
+        self.lr_sigma = p.lr_sigma or nes_core.default_lr_sigma(int(self.searched.sum()))
         # results waiting for their species' window, in a preallocated pool of ``buffer`` rows
         # (noise, value, species, behaviour, arrival number; ``used`` marks the rows in use), so a
         # step's tell writes only its own rows
@@ -107,6 +118,8 @@ class NES(Strategy):
         order = torch.argsort(species, stable=True)
         z = torch.empty(k, genomes.shape[1], device=genomes.device)
         z[order] = self._pairs(species[order], genomes.shape[1], sim.generator, genomes.device)
+        if self.params.search != "genome":
+            z *= self.searched
         mean, sigma = sim.arrays["nes.mean"][species], sim.arrays["nes.sigma"][species]
         self._pending = z
         return mean + sigma * z

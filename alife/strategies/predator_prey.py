@@ -18,8 +18,9 @@ after an extinction of the whole population are prey. The rule, every step, for 
   the refuge (the band ``x < refuge * world.width``: there a predator's attack does nothing, the
   classic stabiliser of predator-prey cycles, a prey stock no predator can exhaust); a prey's attack on a
   prey is the world's own predation (``agent.attack_damage``, ``agent.attack_gain``: without it a
-  prey population that nothing else thins overshoots its grass and crashes); an attack on a
-  predator does nothing. An agent whose energy reaches 0 dies ``eaten``;
+  prey population that nothing else thins overshoots its grass and crashes); a prey's attack on a
+  predator does nothing, and so does a predator's unless ``predator_attack`` (then predators fight
+  and eat predators as the world's agents do: cannibalism, which limits predators where they crowd). An agent whose energy reaches 0 dies ``eaten``;
 - **what each role costs** (``alife_step_start``): a predator pays ``predator_cost`` energy a step
   on top of the world's ``agent.base_cost`` (a bigger body), so predators starve without prey.
 
@@ -62,6 +63,8 @@ class PredatorPreyParams:
     predator_cost: float = setting(0.01, "energy a predator pays per step beyond agent.base_cost", lo=0.0, hi=1e6)
     prey_attack: bool = setting(True, "prey may attack prey (the world's own predation: agent.attack_damage, attack_gain); "
                                 "false: prey cannot attack")
+    predator_attack: bool = setting(False, "predators' attacks on predators do the world's predation (agent.attack_damage, "
+                                    "attack_gain): fighting and cannibalism, a predator density limit; false: they do nothing")
     predator_reproduce_energy: float = setting(0.0, "energy at which a predator reproduces (0: agent.reproduce_energy, as for the other role)", lo=0.0, hi=1e6)
     refuge: float = setting(0.0, "share of the world's width, a band from x = 0, where predators' attacks on prey do nothing "
                             "(a prey refuge; 0: none)", lo=0.0, hi=1.0)
@@ -110,6 +113,8 @@ class PredatorPrey(TwoRoles):
         a = sim.config.agent
         # prey on prey (when prey_attack): the world's own predation; anything else does nothing
         fight = (ra == PREY) & (rt == PREY)
+        if self.params.predator_attack:  # predators fight (and eat) predators as the world's agents do
+            fight |= (ra == PREDATOR) & (rt == PREDATOR)
         damage = torch.where(hunt, self.params.damage, torch.where(fight, a.attack_damage, 0.0)).to(torch.float32)
         gain = damage * torch.where(hunt, self.params.gain, a.attack_gain).to(torch.float32)
         return (damage, gain, targets) if redirect else (damage, gain)
