@@ -231,7 +231,9 @@ def test_a_strategy_raising_is_named_with_its_hook(make_sim: MakeSim) -> None:
 @pytest.mark.parametrize("answer, fragment", [
     (None, "returned None from alife_interact"),
     (lambda m: torch.zeros(m), r"returned a float32 tensor of shape \[\d+\] from alife_interact; expected \(damage, gain\)"),
-    (lambda m: (torch.zeros(m + 1), torch.zeros(m + 1)), "expected \\(damage, gain\\): two"),
+    (lambda m: (torch.zeros(m + 1), torch.zeros(m + 1)), "expected \\(damage, gain\\) or \\(damage, gain, targets\\): two"),
+    # redirected targets must be integer slots
+    (lambda m: (torch.zeros(m), torch.zeros(m), torch.zeros(m)), "and optionally \\[\\d+\\] integer slots"),
 ])
 def test_a_strategy_answer_of_the_wrong_form_is_refused_naming_it(make_sim: MakeSim, answer: Any, fragment: str) -> None:
     class Odd:
