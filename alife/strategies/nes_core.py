@@ -70,6 +70,14 @@ def _rank_weights(rank: torch.Tensor, n: torch.Tensor, shaping: str) -> torch.Te
     raise ValueError(f"fitness shaping {shaping!r}: expected one of {', '.join(SHAPINGS)}")
 
 
+def _normalised(w: torch.Tensor, total: torch.Tensor, size: float | torch.Tensor, shaping: str) -> torch.Tensor:
+    """Rank weights ``w`` made utilities: divided by their sample's ``total`` (the sum of the
+    weights for ``"nes"``, of their absolute values for ``"centred"``), and for ``"nes"`` less the
+    uniform share ``1 / size``, so they sum to zero. One rule for one sample and for groups."""
+    w = w / total
+    return w - 1.0 / size if shaping == "nes" else w
+
+
 def utilities(fitness: torch.Tensor, shaping: str = "nes") -> torch.Tensor:
     """Rank-based utilities of a sample (higher fitness, higher utility; ties broken by order):
     they sum to zero and their absolute values to about one (exactly one for ``"centred"``).
@@ -80,9 +88,7 @@ def utilities(fitness: torch.Tensor, shaping: str = "nes") -> torch.Tensor:
     rank = torch.empty(n, dtype=torch.float32, device=fitness.device)
     rank[torch.argsort(fitness, stable=True)] = torch.arange(n, dtype=torch.float32, device=fitness.device)
     w = _rank_weights(rank, torch.tensor(float(n), device=fitness.device), shaping)
-    if shaping == "nes":
-        return w / w.sum() - 1.0 / n
-    return w / w.abs().sum()
+    return _normalised(w, w.sum() if shaping == "nes" else w.abs().sum(), n, shaping)
 
 
 def tell(mean: torch.Tensor, sigma: torch.Tensor, z: torch.Tensor, fitness: torch.Tensor,
@@ -117,9 +123,7 @@ def tell_grouped(mean: torch.Tensor, sigma: torch.Tensor, group: torch.Tensor, z
     size = counts[sg].to(torch.float32)
     w = _rank_weights(pos.to(torch.float32), size, shaping)
     norm = torch.zeros(g, dtype=torch.float32, device=z.device).index_add_(0, sg, w if shaping == "nes" else w.abs())
-    w = w / norm[sg].clamp(min=1e-30)
-    if shaping == "nes":
-        w = w - 1.0 / size
+    w = _normalised(w, norm[sg].clamp(min=1e-30), size, shaping)
     u = torch.zeros(n, dtype=z.dtype, device=z.device)
     u[order] = torch.where(size > 1, w, torch.zeros_like(size)).to(z.dtype)
     g_mean = torch.zeros_like(mean).index_add_(0, group, u.unsqueeze(1) * z)
