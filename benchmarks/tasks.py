@@ -52,8 +52,9 @@ def _nes(cfg: Any, budget: int) -> dict[str, Any]:
     distribution (no species split) over the ``d`` policy weights alone (as the peer's), SNES's
     population ``4 + floor(3 ln d)``, its initial spread (``stdev_init``) and spread rate, centre
     learning rate 1, every child a sample (no elites), one update per generation, and the peer's
-    step budget (``max_env_steps``). What still differs: mirrored sampling (ours), and the first
-    generation (ours: the world's founders, not told to the distribution)."""
+    step budget (``max_env_steps``). The first generation is a sample of the distribution around
+    the founders' mean, told like the rest (``first_generation = "sample"``, the default; the
+    peer's is a sample around one initial genome). What still differs: mirrored sampling (ours)."""
     from alife.generational.episodes import EpisodePool
     from alife.generational.policy import task_layout
 

@@ -217,16 +217,39 @@ def test_evolvability_world_ranks_behaviour():
     assert nes.params.objective == "maxvar" and nes.b.shape[1] == 7 and nes.updates > 0
 
 
-def test_nes_on_cartpole():
+@pytest.mark.parametrize("first,updates", [("sample", 3), ("founders", 2)])
+def test_nes_on_cartpole(first, updates):
     pytest.importorskip("gymnasium")
     from alife.generational.runner import TaskRun
 
     run = TaskRun(ROOT / "worlds" / "cartpole_nes.toml", seed=0,
-                  overrides={"task.generations": 4, "task.heldout_episodes": 3, "task.stop_at_threshold": False})
+                  overrides={"task.generations": 4, "task.heldout_episodes": 3, "task.stop_at_threshold": False,
+                             "plugin.nes.first_generation": first})
     run.run()
     nes = run.hooks.get_plugin("nes")
-    # generations 1 and 2 are NES samples told before a reproduction (generation 0 was not sampled)
-    assert nes.updates == 2
+    # each generation told before a reproduction (0-2; the last is never reproduced from) is one
+    # update; with the world's founders as generation 0, that one is not a sample and is not told
+    assert nes.updates == updates
+
+
+def test_the_first_generation_on_a_task_is_a_mirrored_sample_around_the_founders_mean():
+    pytest.importorskip("gymnasium")
+    from alife.generational.runner import TaskRun
+
+    kw = {"task.generations": 1, "task.heldout_episodes": 3, "plugin.nes.search": "policy"}
+    founders = TaskRun(ROOT / "worlds" / "cartpole_nes.toml", seed=3,
+                       overrides={**kw, "plugin.nes.first_generation": "founders"})
+    run = TaskRun(ROOT / "worlds" / "cartpole_nes.toml", seed=3, overrides=kw)
+    n, (lo, hi) = run.population, run.layout.segment_range("policy")
+    mean = founders.world.genomes[:n].mean(0)
+    torch.testing.assert_close(run.arrays["nes.mean"][0], mean)  # the centre: the founders' mean
+    g, z = run.world.genomes[:n], run.arrays["nes.z"][:n]
+    assert bool(run.arrays["nes.born"][:n].all())
+    torch.testing.assert_close(g, mean + run.arrays["nes.sigma"][0] * z)  # genomes are the told noise
+    torch.testing.assert_close(z[1::2], -z[0::2])  # mirrored pairs
+    assert float(z[:, lo:hi].std()) == pytest.approx(1.0, abs=0.05)
+    assert not bool(z[:, :lo].any()) and not bool(z[:, hi:].any())  # only the policy searched
+    assert not bool(founders.arrays["nes.born"][:n].any())  # founders as they are: nothing to tell
 
 
 def test_searching_the_policy_alone_leaves_the_other_segments_at_the_centre():
@@ -240,7 +263,7 @@ def test_searching_the_policy_alone_leaves_the_other_segments_at_the_centre():
     sigma0 = run.arrays["nes.sigma"].clone()
     run.run()
     nes = run.hooks.get_plugin("nes")
-    assert nes.updates == 3 and int(nes.searched.sum()) == hi - lo
+    assert nes.updates == 4 and int(nes.searched.sum()) == hi - lo
     sp = run.world.species[0]
     mean, sigma = run.arrays["nes.mean"][sp], run.arrays["nes.sigma"][sp]
     g = run.world.genomes[: run.population]

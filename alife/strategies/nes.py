@@ -15,6 +15,9 @@ With ``objective = "maxvar"`` or ``"maxent"`` it is evolvability ES: the ranked 
 behaviour's distance from the species' mean behaviour (MaxVar) or its negative log density among
 the species' behaviours (MaxEnt), behaviours from the ``alife_behaviour`` hook at the tell.
 
+On a task the first generation is itself a sample (``first_generation = "sample"``): the
+founders only set the centre (their mean), as SNES's first generation is drawn around its centre.
+
 Parameters: ``[plugin.nes]``. In a ``[mixture]`` only the lineages that carry ``nes`` are sampled
 and told. The parent's own genome plays no part: the species' distribution is the heredity.
 """
@@ -55,6 +58,12 @@ class NESParams:
     bandwidth: float = setting(0.0, "MaxEnt's kernel width in behaviour units (the evolvability seed's k_sigma: entropy on "
                                "the behaviour's own scale, so wider spread counts); 0: Silverman's rule on each sample "
                                "(scale-free: only evenness counts)", lo=0.0, hi=1e6)
+    first_generation: str = setting("sample", "on a task (generational mode): sample, the first generation is drawn from "
+                                    "the distribution centred on the founders' mean (as SNES's first generation around "
+                                    "its centre) and told like every other; founders, the world's founders are played "
+                                    "as they are and never told (a generation of steps the distribution learns "
+                                    "nothing from). In the world the founders are always the world's",
+                                    choices=("sample", "founders"))
     buffer: int = setting(8192, "results kept waiting for their species' window (the oldest are dropped beyond)", lo=16, hi=1 << 22)
 
 
@@ -108,6 +117,26 @@ class NES(Strategy):
         sums = torch.zeros(n_sp, sim.layout.size, device=sim.device).index_add_(0, st.species[live], st.genomes[live])
         counts = torch.bincount(st.species[live], minlength=n_sp).clamp(min=1).unsqueeze(1)
         sim.arrays["nes.mean"][:] = sums / counts
+        if sim.mode == "task" and self.params.first_generation == "sample":
+            self._sample_founders(sim, live)
+
+    def _sample_founders(self, sim: Any, live: torch.Tensor) -> None:
+        """Replace this strategy's founders by a sample of their species' distribution (mirrored
+        pairs, as any birth), noise kept, so the first generation's results are told."""
+        st = sim.world
+        if self.code is not None:
+            live = live[st.strategy[live] == self.code]
+        if live.numel() == 0:
+            return
+        species = st.species[live]
+        order = torch.argsort(species, stable=True)
+        z = torch.empty(live.numel(), sim.layout.size, device=sim.device)
+        z[order] = self._pairs(species[order], sim.layout.size, sim.generator, sim.device)
+        if self.params.search != "genome":
+            z *= self.searched
+        st.genomes[live] = sim.arrays["nes.mean"][species] + sim.arrays["nes.sigma"][species] * z
+        sim.arrays["nes.z"][live] = z
+        sim.arrays["nes.born"][live] = True
 
     # ------------------------------------------------------------------ ask
     @hookimpl
