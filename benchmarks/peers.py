@@ -23,6 +23,7 @@ import torch
 from alife import config as config_mod
 from alife.generational.episodes import EpisodePool, heldout_seeds, training_seeds
 from alife.generational.policy import task_layout
+from alife.generational.runner import confirm_best
 from alife.genome import init_genomes
 
 #: searcher settings, the same for every task (a few values tried on CartPole-v1; see docs/results.md)
@@ -43,9 +44,12 @@ def available() -> bool:
 def run_peer(algo: str, world: str, seed: int, max_env_steps: int) -> dict[str, Any]:
     """One EvoTorch run on ``world``'s task until the threshold rule holds or the step budget ends.
 
-    The threshold rule is the generational runner's ``threshold_on = "best"``: the best sample of a
-    generation by training fitness, confirmed on ``task.confirm_episodes`` training episodes
-    (extra episodes counted in the steps), must reach the threshold.
+    The threshold rule is the generational runner's ``threshold_on = "best"``, the same function
+    (``alife.generational.runner.confirm_best``): the best sample of a generation by training fitness, confirmed on
+    ``task.confirm_episodes`` training episodes (extra episodes counted in the steps), must reach
+    the threshold; a sample that falls back below it on the extra episodes gives its place to the
+    next best of the same generation. The held-out genome is the best of the last generation by
+    its mean over all the training episodes it played.
     """
     from evotorch import Problem
     from evotorch.algorithms import PGPE, SNES
@@ -73,9 +77,9 @@ def run_peer(algo: str, world: str, seed: int, max_env_steps: int) -> dict[str, 
         return returns.reshape(n, e)
 
     def fitness(x: torch.Tensor) -> torch.Tensor:
-        f = play(x, training_seeds(rng, task.episodes)).mean(1)
-        state["x"], state["f"] = x.detach().clone(), f
-        return torch.as_tensor(f, dtype=torch.float32)
+        r = play(x, training_seeds(rng, task.episodes))
+        state["x"], state["sum"], state["n"] = x.detach().clone(), r.sum(1), np.full(len(r), float(r.shape[1]))
+        return torch.as_tensor(r.mean(1), dtype=torch.float32)
 
     center = init_genomes(layout, 1, cfg.brain, 0.05, torch.Generator().manual_seed(seed))[0, lo:hi]
     problem = Problem("max", fitness, solution_length=hi - lo, initial_bounds=(-0.1, 0.1),
@@ -88,17 +92,13 @@ def run_peer(algo: str, world: str, seed: int, max_env_steps: int) -> dict[str, 
     while state["steps"] < max_env_steps:
         searcher.step()
         gens += 1
-        f = state["f"]
-        b = int(np.argmax(f))
-        if thr is not None and f[b] >= thr:
-            need = task.confirm_episodes - task.episodes
-            more = play(state["x"][b:b + 1], training_seeds(rng, need)).sum() if need > 0 else 0.0
-            mean = (f[b] * task.episodes + more) / max(task.confirm_episodes, task.episodes)
-            if mean >= thr:
-                reached = {"env_steps": state["steps"], "cpu_s": time.process_time() - c0,
-                           "wall_s": time.perf_counter() - t0, "generations": gens}
-                break
-    best = state["x"][int(np.argmax(state["f"]))]
+        if thr is not None and confirm_best(state["sum"], state["n"], task.confirm_episodes, task.confirm_chunk,
+                                            lambda b, k: play(state["x"][b:b + 1], training_seeds(rng, k))[0],
+                                            thr)[0]:
+            reached = {"env_steps": state["steps"], "cpu_s": time.process_time() - c0,
+                       "wall_s": time.perf_counter() - t0, "generations": gens}
+            break
+    best = state["x"][int(np.argmax(state["sum"] / state["n"]))]
     steps_before = state["steps"]
     held = play(best[None], heldout_seeds(task.heldout_episodes))[0]
     pool.close()

@@ -221,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--tasks", nargs="+", default=["cartpole", "acrobot", "pendulum"], choices=sorted(TASKS))
     p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--first-seed", type=int, default=0, help="seeds run: first-seed .. first-seed + seeds - 1")
     p.add_argument("--strategies", nargs="+", default=sorted(STRATEGIES), choices=sorted(STRATEGIES))
     p.add_argument("--budget", type=int, default=None, metavar="STEPS",
                    help="env-step budget of the peers and NES (default: each task's, in TASKS)")
@@ -245,25 +246,26 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, list[dict[str, Any]]] = {}
     thresholds: dict[str, float] = {}
     t0 = time.perf_counter()
+    seeds = range(args.first_seed, args.first_seed + args.seeds)
     for task in args.tasks:
         world, budget = TASKS[task]
         budget = args.budget or budget
         runs = results.setdefault(task, [])
         for strategy in args.strategies:
-            for seed in range(args.seeds):
+            for seed in seeds:
                 r = run_ours(world, strategy, seed, budget)
                 thresholds[task] = r["threshold"]
                 runs.append(r)
                 print(f"{task} {r['method']} seed {seed}: steps {r['env_steps_to_threshold']} "
                       f"held-out {r['heldout_mean']:.1f}", flush=True)
         if task in args.random_floor:
-            for seed in range(args.seeds):
+            for seed in seeds:
                 r = peers.run_random(str(ROOT / world), seed)
                 runs.append(r)
                 print(f"{task} {r['method']} seed {seed}: held-out {r['heldout_mean']:.1f}", flush=True)
         if use_peers:
             for algo in args.peers:
-                for seed in range(args.seeds):
+                for seed in seeds:
                     r = peers.run_peer(algo, str(ROOT / world), seed, budget)
                     runs.append(r)
                     print(f"{task} {r['method']} seed {seed}: steps {r['env_steps_to_threshold']} "
@@ -272,7 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     body = "\n".join([
         "## Generational runs on gymnasium tasks (`benchmarks/tasks.py`)",
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; {args.seeds} seeds per row; "
+        f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; {args.seeds} seeds per row"
+        + (f" ({seeds.start}-{seeds.stop - 1})" if args.first_seed else "") + "; "
         f"{time.perf_counter() - t0:.0f} s in all; 1-minute load average at the end "
         f"{os.getloadavg()[0]:.1f}"
         + (" (above the core count: other jobs shared the CPUs and wall times are inflated; CPU seconds "

@@ -56,6 +56,31 @@ def _check_task(cfg: WorldConfig) -> None:
         raise ConfigError(s, "task.parents", f"must not exceed task.population = {t.population}")
 
 
+def confirm_best(ret_sum: np.ndarray, ret_n: np.ndarray, need_n: int, chunk: int,
+                 play: Any, floor: float | None = None) -> tuple[bool, list[int]]:
+    """The threshold rule's confirmation, one implementation for every method compared on tasks
+    (``TaskRun.confirm``, ``benchmarks/peers.py``): the best genome by training mean
+    (``ret_sum / ret_n``, first index on ties) is made to rest on at least ``need_n`` training
+    episodes. While it has fewer, ``play(b, k)`` plays ``k`` more (``chunk`` at a time, or all it
+    lacks; returns their returns) and the ranking is redone, so a genome ranked first on a few lucky
+    episodes either holds its place or gives it to the next best. With ``floor``, stop (False) as
+    soon as the best is below it. Updates ``ret_sum``/``ret_n`` in place; returns whether the best
+    rests on enough episodes (and is at the floor), and the rows that played."""
+    touched: list[int] = []
+    while True:
+        b = int(np.argmax(ret_sum / ret_n))
+        if floor is not None and ret_sum[b] / ret_n[b] < floor:
+            return False, touched
+        need = int(need_n - ret_n[b])
+        if need <= 0:
+            return True, touched
+        if chunk:
+            need = min(need, chunk)
+        ret_sum[b] += play(b, need).sum()
+        ret_n[b] += need
+        touched.append(b)
+
+
 class TaskRun(Host):
     """A generational run on a gymnasium task (the strategy host in ``mode = "task"``).
     Arguments as for :class:`alife.Simulation`.
@@ -232,25 +257,20 @@ class TaskRun(Host):
         redone, so a newcomer ranked first on a few lucky episodes either holds its place on more
         episodes or gives it to the next best. With ``floor``, stop (returning False) as soon as the
         best is below it; returns True once the best rests on enough episodes (and is at the floor)."""
-        need_n, chunk = self.task.confirm_episodes, self.task.confirm_chunk
-        while True:
-            b = self.best_index()
-            if floor is not None and float(self.fitness[b]) < floor:
-                return False
-            need = int(need_n - self._ret_n[b])
-            if need <= 0:
-                return True
-            if chunk:
-                need = min(need, chunk)
+        def play(b: int, need: int) -> np.ndarray:
             returns, steps = self.pool.play(self.world.genomes[b:b + 1].expand(need, -1),
                                             self.layout, training_seeds(self.rng, need), self.task.action_mapping,
                                             self._after_act_of(torch.full((need,), b, device=self.device)))
             self.env_steps += steps
             self.confirm_env_steps += steps
-            self._ret_sum[b] += returns.sum()
-            self._ret_n[b] += need
+            return returns
+
+        ok, touched = confirm_best(self._ret_sum, self._ret_n, self.task.confirm_episodes, self.task.confirm_chunk,
+                                   play, floor)
+        for b in touched:
             self.fitness[b] = self._ret_sum[b] / self._ret_n[b]
             self.world.lifetime_energy[b] = float(self.fitness[b])
+        return ok
 
     def reproduce(self) -> None:
         """The generation's tell (``alife_fitness``), then the reproduction phase every mode
