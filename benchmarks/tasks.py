@@ -54,7 +54,11 @@ def _nes(cfg: Any, budget: int) -> dict[str, Any]:
     learning rate 1, every child a sample (no elites), one update per generation, and the peer's
     step budget (``max_env_steps``). The first generation is a sample of the distribution around
     the founders' mean, told like the rest (``first_generation = "sample"``, the default; the
-    peer's is a sample around one initial genome). What still differs: mirrored sampling (ours)."""
+    peer's is a sample around one initial genome), and the noise is not mirrored, as the peer's
+    is not: the policy is a tanh network, and tanh is odd, so negating all its weights and biases
+    gives the same network but for the sign of the output bias; around a centre near zero the
+    mirrored twin ``-z`` of a sample is nearly the same policy, and mirroring halves the early
+    generations' distinct samples (docs/results.md, "Where we lose")."""
     from alife.generational.episodes import EpisodePool
     from alife.generational.policy import task_layout
 
@@ -65,7 +69,8 @@ def _nes(cfg: Any, budget: int) -> dict[str, Any]:
     return {"strategies.reproduction": "crossover-mutate", "strategies.mutation": "nes",
             "task.population": n, "task.elite": 0, "task.parents": n, "task.crossover": 0.0,
             "plugin.nes.window": n, "plugin.nes.sigma_init": peers.SETTINGS["snes"]["stdev_init"],
-            "plugin.nes.lr_mean": 1.0, "plugin.nes.search": "policy", "mutation.species_threshold": 1e6,
+            "plugin.nes.lr_mean": 1.0, "plugin.nes.search": "policy", "plugin.nes.mirrored": False,
+            "mutation.species_threshold": 1e6,
             "task.generations": 1 << 30, "task.max_env_steps": budget}
 
 

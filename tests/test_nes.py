@@ -274,3 +274,19 @@ def test_searching_the_policy_alone_leaves_the_other_segments_at_the_centre():
     assert not torch.equal(sigma[lo:hi], sigma0[sp][lo:hi])  # the policy's did
     assert float((g[:, lo:hi] - mean[lo:hi]).abs().max()) > 0  # and its children are samples
     assert nes.lr_sigma == pytest.approx(N.default_lr_sigma(hi - lo))
+
+
+def test_a_mirrored_twin_of_a_tanh_policy_is_the_same_policy_but_for_its_output_bias():
+    # why benchmarks/tasks.py samples NES unmirrored on tasks: around a centre near zero the twin
+    # -z of a sample z is (nearly) the same policy, so mirrored pairs halve the distinct samples
+    from alife.config import BrainSection
+    from alife.genome import make_layout, mlp_forward
+
+    layout = make_layout(BrainSection(), n_obs=6, n_act=3)
+    g = torch.Generator().manual_seed(0)
+    theta = torch.randn(4, layout.size, generator=g)
+    x = torch.randn(4, 6, generator=g)
+    flipped = theta.clone()
+    layout.view(flipped, "policy.b2").neg_()
+    torch.testing.assert_close(mlp_forward(-theta, layout, "policy", x), mlp_forward(flipped, layout, "policy", x))
+    assert not torch.allclose(mlp_forward(-theta, layout, "policy", x), mlp_forward(theta, layout, "policy", x))
