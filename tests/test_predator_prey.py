@@ -231,3 +231,31 @@ def test_an_attack_redirected_to_a_dead_slot_is_refused():
     sim = alife.Simulation(seed=6, plugins=[BadAim()], overrides={**SMALL, "strategies.interaction": "BadAim"})
     with pytest.raises(PluginError, match="redirected to slot .* not a living agent"):
         sim.run(50)
+
+
+class _Speeds:
+    """The fastest ``speed`` output any acted agent of each role has used."""
+
+    def __init__(self):
+        self.fastest = {PREY: -2.0, PREDATOR: -2.0}
+
+    @hookimpl
+    def alife_step_end(self, sim, step):
+        st = sim.world
+        for role in (PREY, PREDATOR):
+            who = st.alive & (sim.arrays[ROLE] == role) & (st.age > 0)
+            if who.any():
+                self.fastest[role] = max(self.fastest[role], float(st.last_action[who, 1].max()))
+
+
+def test_prey_cannot_outrun_the_cap_and_predators_keep_full_speed():
+    spy = _Speeds()
+    sim = alife.Simulation(WORLD, seed=3, plugins=[spy],
+                           overrides={**SMALL, "plugin.predator-prey.prey_max_speed": 0.4})
+    sim.run(60)
+    cap = 2 * 0.4 - 1  # speed = (action + 1) / 2 of agent.max_speed
+    assert spy.fastest[PREY] <= cap + 1e-6
+    assert spy.fastest[PREDATOR] > cap + 0.3  # predators' outputs are left alone
+    free = _Speeds()  # and without the cap prey do use the speeds it forbids
+    alife.Simulation(WORLD, seed=3, plugins=[free], overrides=SMALL).run(60)
+    assert free.fastest[PREY] > cap + 0.3

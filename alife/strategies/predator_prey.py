@@ -7,7 +7,8 @@ after an extinction of the whole population are prey. The rule, every step, for 
 
 - **what each role can do** (``alife_after_act``, on the chosen actions): predators cannot graze
   (their ``eat`` output is switched off), so a predator's only income is prey; with
-  ``prey_attack = false`` prey cannot attack either (``attack`` off);
+  ``prey_attack = false`` prey cannot attack either (``attack`` off); with ``prey_max_speed``
+  below 1 a prey's ``speed`` output is capped there, so prey cannot outrun predators;
 - **what an attack strikes**: the world's rule, the attacker's nearest agent in contact range
   (``hunt = "nearest-agent"``; a predator whose nearest neighbour is another predator strikes it,
   to no effect), or with ``hunt = "nearest-prey"`` (and ``sense_roles``) a predator strikes the
@@ -52,7 +53,7 @@ from alife.strategies.roles import TwoRoles
 
 ROLE = "predator-prey.role"
 PREY, PREDATOR = 0, 1
-EAT, ATTACK = 2, 3  # action columns (alife.genome.ACTIONS: turn, speed, eat, attack, mate)
+SPEED, EAT, ATTACK = 1, 2, 3  # action columns (alife.genome.ACTIONS: turn, speed, eat, attack, mate)
 
 
 @dataclass
@@ -66,6 +67,8 @@ class PredatorPreyParams:
     predator_attack: bool = setting(False, "predators' attacks on predators do the world's predation (agent.attack_damage, "
                                     "attack_gain): fighting and cannibalism, a predator density limit; false: they do nothing")
     predator_reproduce_energy: float = setting(0.0, "energy at which a predator reproduces (0: agent.reproduce_energy, as for the other role)", lo=0.0, hi=1e6)
+    prey_max_speed: float = setting(1.0, "fastest a prey moves, as a share of agent.max_speed (predators keep 1): "
+                                    "below 1, prey cannot outrun predators", lo=0.0, hi=1.0)
     refuge: float = setting(0.0, "share of the world's width, a band from x = 0, where predators' attacks on prey do nothing "
                             "(a prey refuge; 0: none)", lo=0.0, hi=1.0)
     sense_roles: bool = setting(False, "brains sense their own role and the nearest agent of the other role "
@@ -89,6 +92,9 @@ class PredatorPrey(TwoRoles):
         actions[:, EAT] = torch.where(pred, -1.0, actions[:, EAT])
         if not self.params.prey_attack:
             actions[:, ATTACK] = torch.where(pred, actions[:, ATTACK], -1.0)
+        if self.params.prey_max_speed < 1.0:  # speed = (action + 1) / 2 of agent.max_speed
+            cap = 2.0 * self.params.prey_max_speed - 1.0
+            actions[:, SPEED] = torch.where(pred, actions[:, SPEED], actions[:, SPEED].clamp(max=cap))
 
     def setup(self, sim: Any) -> None:
         super().setup(sim)
