@@ -45,7 +45,9 @@ def test_world_lives_births_deaths_and_invariants():
 
 
 def test_parents_and_children_are_consistent():
-    sim = run(2, steps=200)
+    # a mate radius makes two-parent births common (about a tenth of births), so the assertion
+    # below does not hang on one seed's trajectory, which differs between CPUs
+    sim = run(2, steps=200, **{"agent.mate_radius": 6.0})
     st = sim.state()
     # a newborn's first parent is an id that existed before it
     born = st["parents"][:, 0] >= 0
