@@ -227,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--tasks", nargs="+", default=["cartpole", "acrobot", "pendulum"], choices=sorted(TASKS))
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--first-seed", type=int, default=0, help="seeds run: first-seed .. first-seed + seeds - 1")
-    p.add_argument("--strategies", nargs="+", default=sorted(STRATEGIES), choices=sorted(STRATEGIES))
+    p.add_argument("--strategies", nargs="*", default=sorted(STRATEGIES), choices=sorted(STRATEGIES),
+                   help="our rows (none: the peers alone)")
     p.add_argument("--budget", type=int, default=None, metavar="STEPS",
                    help="env-step budget of the peers and NES (default: each task's, in TASKS)")
     p.add_argument("--no-peers", action="store_true", help="skip EvoTorch SNES/PGPE")
