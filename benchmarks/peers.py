@@ -102,7 +102,7 @@ def run_peer(algo: str, world: str, seed: int, max_env_steps: int) -> dict[str, 
     steps_before = state["steps"]
     held = play(best[None], heldout_seeds(task.heldout_episodes))[0]
     pool.close()
-    return {"method": f"evotorch-{algo}", "seed": seed, "generations": gens, "env_steps": steps_before,
+    return {"method": f"evotorch-{algo}", "seed": seed, "threshold": thr, "generations": gens, "env_steps": steps_before,
             "reached": reached is not None,
             "env_steps_to_threshold": None if reached is None else reached["env_steps"],
             "cpu_to_threshold_s": None if reached is None else reached["cpu_s"],

@@ -273,9 +273,12 @@ def main(argv: list[str] | None = None) -> int:
             for algo in args.peers:
                 for seed in seeds:
                     r = peers.run_peer(algo, str(ROOT / world), seed, budget)
+                    thresholds.setdefault(task, r["threshold"])  # a run of the peers alone
                     runs.append(r)
                     print(f"{task} {r['method']} seed {seed}: steps {r['env_steps_to_threshold']} "
                           f"held-out {r['heldout_mean']:.1f}", flush=True)
+    if args.json:  # the runs first: nothing below may lose them
+        Path(args.json).write_text(json.dumps({"machine": machine(), "results": results}, indent=1) + "\n")
     confirm_note = ", ".join(f"{t} {config_mod.load(ROOT / TASKS[t][0]).task.confirm_episodes}" for t in args.tasks)
     body = "\n".join([
         "## Generational runs on gymnasium tasks (`benchmarks/tasks.py`)",
@@ -313,8 +316,6 @@ def main(argv: list[str] | None = None) -> int:
     else:
         write_results(Path(args.out), body)
         print(f"wrote {args.out}")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine(), "results": results}, indent=1) + "\n")
     return 0
 
 
