@@ -129,11 +129,7 @@ class NES(Strategy):
         if live.numel() == 0:
             return
         species = st.species[live]
-        order = torch.argsort(species, stable=True)
-        z = torch.empty(live.numel(), sim.layout.size, device=sim.device)
-        z[order] = self._pairs(species[order], sim.layout.size, sim.generator, sim.device)
-        if self.params.search != "genome":
-            z *= self.searched
+        z = self._noise(sim, species)
         st.genomes[live] = sim.arrays["nes.mean"][species] + sim.arrays["nes.sigma"][species] * z
         sim.arrays["nes.z"][live] = z
         sim.arrays["nes.born"][live] = True
@@ -141,17 +137,23 @@ class NES(Strategy):
     # ------------------------------------------------------------------ ask
     @hookimpl
     def alife_mutate(self, sim: Any, genomes: torch.Tensor, parents: torch.Tensor) -> torch.Tensor:
-        k = genomes.shape[0]
         species = sim.world.species[parents]
-        # mirrored pairs among the children of one species: sort by species, pair neighbours
-        order = torch.argsort(species, stable=True)
-        z = torch.empty(k, genomes.shape[1], device=genomes.device)
-        z[order] = self._pairs(species[order], genomes.shape[1], sim.generator, genomes.device)
-        if self.params.search != "genome":
-            z *= self.searched
+        z = self._noise(sim, species)
         mean, sigma = sim.arrays["nes.mean"][species], sim.arrays["nes.sigma"][species]
         self._pending = z
         return mean + sigma * z
+
+    def _noise(self, sim: Any, species: torch.Tensor) -> torch.Tensor:
+        """Standard-normal noise for samples of ``species`` (one row each), mirrored pairs among
+        the samples of one species (sorted by species, neighbours paired), zero outside the
+        searched coordinates."""
+        d = sim.layout.size
+        order = torch.argsort(species, stable=True)
+        z = torch.empty(species.numel(), d, device=sim.device)
+        z[order] = self._pairs(species[order], d, sim.generator, sim.device)
+        if self.params.search != "genome":
+            z *= self.searched
+        return z
 
     def _pairs(self, sp_sorted: torch.Tensor, d: int, g: torch.Generator, dev: Any) -> torch.Tensor:
         k = sp_sorted.numel()
